@@ -1,0 +1,3 @@
+//! The load benchmark: kgate beside `kubectl proxy` and direct access.
+
+fn main() {}

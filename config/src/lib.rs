@@ -1,0 +1,1 @@
+//! Command line, environment and kubeconfig selection, resolved into one typed settings value.

@@ -1,0 +1,1 @@
+//! A simulated Kubernetes API server, faithful to the real proxy verb, with sample apps.
