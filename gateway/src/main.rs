@@ -1,3 +1,40 @@
 //! `kgate`: a gateway from your machine to the HTTP services inside Kubernetes.
+//!
+//! `main` only parses the command line, sets up logging and hands over to one module per
+//! subcommand in `cmd/`; each returns the process exit code.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// A gateway from your machine to the HTTP services inside Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "kgate", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a proxy to the Kubernetes API server, flag for flag like `kubectl proxy`.
+    Proxy(cmd::proxy::Args),
+    /// Parse and build kgate's address forms (API proxy paths, short targets, origin hosts).
+    #[command(subcommand)]
+    Url(cmd::url::UrlCommand),
+    /// Start a simulated cluster with sample services, and the gateway in front of it.
+    Demo(cmd::demo::Args),
+}
+
+fn main() -> ExitCode {
+    // One process-wide TLS provider, chosen before anything builds a rustls config.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Url(command) => cmd::url::run(command),
+        Command::Demo(args) => cmd::demo::run(args),
+    }
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand. Each exposes its clap arguments and a `run` that returns the
+//! process exit code; errors are reported by the command itself, in its own format.
+
+pub(crate) mod demo;
+pub(crate) mod proxy;
+pub(crate) mod url;
