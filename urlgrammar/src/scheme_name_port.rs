@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
-    /// No scheme given: the API server uses `http`.
+    /// No scheme given: the API server uses `http`. Serialised as `""`.
     #[default]
+    #[serde(rename = "")]
     Unspecified,
     /// `http:`
     Http,
@@ -85,29 +86,59 @@ pub fn join_scheme_name_port(scheme: Scheme, name: &str, port: &str) -> String {
 mod tests {
     use super::*;
 
-    /// The table of apimachinery's `TestSplitSchemeNamePort` (`pkg/util/net/port_split_test.go`).
+    /// The table of apimachinery's `TestSplitSchemeNamePort` (`pkg/util/net/port_split_test.go`,
+    /// kubernetes staging copy): input, valid, scheme, name, port, normalized. Like upstream,
+    /// every valid input must split again to the same parts after joining, and a normalized
+    /// one must join back to exactly the input.
     #[test]
     fn upstream_split_table() {
-        let table: &[(&str, bool, &str, &str, &str)] = &[
-            ("aoeu:asdf", true, "", "aoeu", "asdf"),
-            ("http:aoeu:asdf", true, "http", "aoeu", "asdf"),
-            ("https:aoeu:", true, "https", "aoeu", ""),
-            ("https:aoeu:asdf", true, "https", "aoeu", "asdf"),
-            ("aoeu:", true, "", "aoeu", ""),
-            ("aoeu", true, "", "aoeu", ""),
-            (":asdf", false, "", "", ""),
-            ("aoeu:asdf:htns", false, "", "", ""),
-            ("http::asdf", false, "", "", ""),
-            ("http::", false, "", "", ""),
-            ("", false, "", "", ""),
+        let table: &[(&str, bool, &str, &str, &str, bool)] = &[
+            ("aoeu:asdf", true, "", "aoeu", "asdf", true),
+            ("http:aoeu:asdf", true, "http", "aoeu", "asdf", true),
+            ("https:aoeu:", true, "https", "aoeu", "", false),
+            ("https:aoeu:asdf", true, "https", "aoeu", "asdf", true),
+            ("aoeu:", true, "", "aoeu", "", false),
+            ("aoeu", true, "", "aoeu", "", true),
+            (":asdf", false, "", "", "", false),
+            ("aoeu:asdf:htns", false, "", "", "", false),
+            ("http::asdf", false, "", "", "", false),
+            ("http::", false, "", "", "", false),
+            ("", false, "", "", "", false),
         ];
-        for &(input, valid, scheme, name, port) in table {
+        for &(input, valid, scheme, name, port, normalized) in table {
             let got = split_scheme_name_port(input);
             assert_eq!(got.is_some(), valid, "{input:?}");
-            if let Some(got) = got {
-                assert_eq!((got.scheme.as_str(), got.name, got.port), (scheme, name, port));
+            let Some(got) = got else { continue };
+            assert_eq!(
+                (got.scheme.as_str(), got.name, got.port),
+                (scheme, name, port),
+                "{input:?}"
+            );
+            let joined = join_scheme_name_port(got.scheme, got.name, got.port);
+            if normalized {
+                assert_eq!(joined, input);
             }
+            let again = split_scheme_name_port(&joined);
+            assert_eq!(again, Some(got), "{input:?} joined as {joined:?}");
         }
+    }
+
+    /// Our own cases beyond the table: an empty scheme with three parts, a scheme with two
+    /// parts, and schemes are case-sensitive.
+    #[test]
+    fn split_edge_cases() {
+        let split = |s| split_scheme_name_port(s).map(|p| (p.scheme, p.name, p.port));
+        assert_eq!(
+            split(":aoeu:asdf"),
+            Some((Scheme::Unspecified, "aoeu", "asdf"))
+        );
+        assert_eq!(
+            split("https:svc"),
+            Some((Scheme::Unspecified, "https", "svc"))
+        );
+        assert_eq!(split("HTTPS:aoeu:1"), None);
+        assert_eq!(split("::"), None);
+        assert_eq!(split("a:b:c:d"), None);
     }
 
     #[test]
