@@ -7,7 +7,20 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod access;
+mod admit;
+mod body;
 mod cmd;
+mod forward;
+mod headers;
+mod logging;
+mod rescue;
+mod route;
+mod server;
+#[cfg(test)]
+mod server_tests;
+mod static_files;
+mod upstream;
 
 /// A gateway from your machine to the HTTP services inside Kubernetes.
 #[derive(Debug, Parser)]
@@ -26,6 +39,8 @@ enum Command {
     Url(cmd::url::UrlCommand),
     /// Start a simulated cluster with sample services, and the gateway in front of it.
     Demo(cmd::demo::Args),
+    /// Run the gateway with kgate's own defaults (API passthrough; service origins).
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,5 +51,6 @@ fn main() -> ExitCode {
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Url(command) => cmd::url::run(command),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
     }
 }

@@ -3,4 +3,6 @@
 
 pub(crate) mod demo;
 pub(crate) mod proxy;
+pub(crate) mod serve;
+pub(crate) mod serving;
 pub(crate) mod url;

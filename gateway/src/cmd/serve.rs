@@ -1,0 +1,70 @@
+//! `kgate serve`: the gateway with kgate's own defaults.
+//!
+//! Contract: the same server as `kgate proxy` (API passthrough behind kubectl's default filter,
+//! with kgate's IPv6 fix), listening on `127.0.0.1:8001` unless told otherwise, with a bound on
+//! the wait for the API server's response head (`--header-timeout`, default 5 minutes) so a
+//! stuck API server gives a `504` rather than a hang. Service origins plug in here later
+//! through the classify step (`route::Route`). Prints `Starting to serve on <address>` like
+//! `kgate proxy`, so scripts can read the bound port.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::admit::{Filter, FilterSpec};
+use crate::cmd::serving::{self, Serving};
+use crate::server::Listen;
+
+/// Arguments of `kgate serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The port on which to serve. Set to 0 to pick a random port.
+    #[arg(short = 'p', long, default_value_t = 8001)]
+    port: u16,
+
+    /// The IP address on which to serve (IPv6 in brackets, e.g. `[::1]`).
+    #[arg(long, default_value = "127.0.0.1")]
+    address: String,
+
+    /// Serve on this unix socket instead of TCP (created owner-only).
+    #[arg(short = 'u', long, conflicts_with_all = ["port", "address"])]
+    unix_socket: Option<PathBuf>,
+
+    /// Longest wait for the API server's response head before answering 504 (e.g. 30s, 5m).
+    #[arg(long, default_value = "5m", value_parser = config::parse_go_duration)]
+    header_timeout: Duration,
+
+    #[command(flatten)]
+    serving: serving::ClusterArgs,
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    crate::logging::init(args.serving.verbosity());
+    let filter = match Filter::compile(&FilterSpec::default()) {
+        Ok(filter) => filter,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let listen = match &args.unix_socket {
+        Some(path) => Listen::Unix(path.clone()),
+        None => Listen::Tcp(format!("{}:{}", args.address, args.port)),
+    };
+    let serving = Serving {
+        listen,
+        api_prefix: "/".to_owned(),
+        www: None,
+        filter: Some(filter),
+        append_server_path: true,
+        keepalive: Duration::ZERO,
+        header_timeout: (!args.header_timeout.is_zero()).then_some(args.header_timeout),
+        warn_server_path: false,
+    };
+    serving::run(&args.serving, serving, |addr| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "Starting to serve on {addr}");
+        let _ = out.flush();
+    })
+}

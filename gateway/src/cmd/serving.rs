@@ -1,0 +1,137 @@
+//! What `kgate proxy` and `kgate serve` share: the cluster flags, the runtime, start-up and
+//! the wait for SIGINT/SIGTERM.
+//!
+//! Contract: [`run`] loads the kubeconfig (`config`), builds the authenticated client (`auth`),
+//! starts the server, calls `on_listening` with the bound address once the listener exists
+//! (so `--port=0` reports the real port), serves until SIGINT or SIGTERM, then shuts down
+//! gracefully within [`SHUTDOWN_GRACE`] and exits 0. Start-up failures print one
+//! `error: ...` line on stderr and exit 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::admit::Filter;
+use crate::server::{self, Listen, LocalAddr, ServerConfig};
+use crate::upstream;
+
+/// How long in-flight requests may run on after SIGINT/SIGTERM.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// kubectl's global flags that these commands use: the kubeconfig flags and `-v`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ClusterArgs {
+    #[command(flatten)]
+    kube: config::KubeArgs,
+
+    /// number for the log level verbosity
+    #[arg(short = 'v', long = "v", value_name = "Level", default_value_t = 0)]
+    v: u8,
+}
+
+impl ClusterArgs {
+    pub(crate) fn verbosity(&self) -> u8 {
+        self.v
+    }
+}
+
+/// The server settings a command chose.
+pub(crate) struct Serving {
+    pub(crate) listen: Listen,
+    pub(crate) api_prefix: String,
+    pub(crate) www: Option<(PathBuf, String)>,
+    pub(crate) filter: Option<Filter>,
+    pub(crate) append_server_path: bool,
+    /// `--keepalive`: TCP keep-alive of upgrade connections to the API server.
+    pub(crate) keepalive: Duration,
+    pub(crate) header_timeout: Option<Duration>,
+    /// Warn, as kubectl, when the kubeconfig server has a path that is dropped.
+    pub(crate) warn_server_path: bool,
+}
+
+/// Runs the server until a signal; returns the process exit code.
+pub(crate) fn run(
+    cluster: &ClusterArgs,
+    serving: Serving,
+    on_listening: impl FnOnce(&LocalAddr),
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(cluster, serving, on_listening)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(
+    cluster: &ClusterArgs,
+    serving: Serving,
+    on_listening: impl FnOnce(&LocalAddr),
+) -> anyhow::Result<()> {
+    let config = config::ClusterConfig::load(&cluster.kube).context("loading the kubeconfig")?;
+    let server_path = config.server.path().to_owned();
+    let has_path = !(server_path.is_empty() || server_path == "/");
+    if has_path && !serving.append_server_path && serving.warn_server_path {
+        tracing::warn!(
+            "Your kube context contains a server path {server_path}, use --append-server-path to \
+             automatically append the path to each request"
+        );
+    }
+    let upstream = upstream::connect(&config, serving.keepalive)
+        .with_context(|| format!("setting up the client for {}", config.server))?;
+    let header_timeout = serving.header_timeout.or(config.request_timeout);
+    let running = server::start(ServerConfig {
+        listen: serving.listen,
+        api_prefix: serving.api_prefix,
+        www: serving.www,
+        filter: serving.filter,
+        upstream: Arc::from(upstream),
+        append_server_path: serving.append_server_path.then_some(server_path),
+        header_timeout,
+        shutdown_grace: SHUTDOWN_GRACE,
+    })
+    .await?;
+    on_listening(running.local_addr());
+    tracing::info!(
+        "serving on {} in front of {}",
+        running.local_addr(),
+        config.server
+    );
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests (at most {SHUTDOWN_GRACE:?})");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers the default disposition (exit) applies; wait forever.
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The server: listeners, connections, the per-request pipeline, and graceful shutdown.
+//!
+//! Contract: [`start`] binds the listener first (TCP, or a unix socket created owner-only after
+//! removing a stale socket, as kubectl's `ListenUnix`), then serves HTTP/1.1 with upgrades on
+//! it, and returns a [`RunningServer`] that knows its bound address. Each request goes through
+//! [`handle`]: classify (route) → admit (filter, API routes only) → forward / static / local
+//! answer, with one access line. [`RunningServer::shutdown`] stops accepting, asks every
+//! connection to finish its in-flight request and close, and waits at most the configured
+//! grace period.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, watch};
+
+use crate::access;
+use crate::admit::{Filter, extract_host};
+use crate::body::Body;
+use crate::forward::ApiForwarder;
+use crate::rescue::{bad_request, forbidden, moved_permanently, not_found};
+use crate::route::{Route, Router};
+use crate::static_files::StaticFiles;
+use crate::upstream::Upstream;
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Listen {
+    /// `address:port` as kubectl formats it (`127.0.0.1:8001`, `[::1]:0`); port 0 picks one.
+    Tcp(String),
+    /// A unix socket path.
+    Unix(PathBuf),
+}
+
+/// Everything [`start`] needs.
+pub(crate) struct ServerConfig {
+    pub(crate) listen: Listen,
+    /// `--api-prefix` (a trailing `/` is added when missing).
+    pub(crate) api_prefix: String,
+    /// `--www` directory and `--www-prefix`.
+    pub(crate) www: Option<(PathBuf, String)>,
+    /// The request filter; `None` with `--disable-filter`.
+    pub(crate) filter: Option<Filter>,
+    pub(crate) upstream: Arc<dyn Upstream>,
+    /// The kubeconfig server's path, sent before each request path (`--append-server-path`).
+    pub(crate) append_server_path: Option<String>,
+    /// Bound on the wait for the API server's response head; `None` waits like kubectl.
+    pub(crate) header_timeout: Option<Duration>,
+    /// How long in-flight requests may take to finish after shutdown starts.
+    pub(crate) shutdown_grace: Duration,
+}
+
+/// The bound address, printed the way Go's `net.Addr.String()` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LocalAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for LocalAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Rust and Go agree: `127.0.0.1:8001`, `[::1]:8001`.
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    #[error("listen tcp {address}: {source}")]
+    Tcp {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listen unix {path}: {source}", path = path.display())]
+    Unix {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A server that is accepting connections.
+pub(crate) struct RunningServer {
+    local_addr: LocalAddr,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The bound address (the real port when port 0 was asked for).
+    pub(crate) fn local_addr(&self) -> &LocalAddr {
+        &self.local_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the grace period, then returns.
+    pub(crate) async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+    }
+}
+
+/// Shared by every connection.
+struct State {
+    router: Router,
+    filter: Option<Filter>,
+    api: ApiForwarder,
+    static_files: Option<StaticFiles>,
+}
+
+/// Binds the listener and starts serving in the background.
+pub(crate) async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let static_prefix = config.www.as_ref().map(|(_, prefix)| prefix.as_str());
+    let router = Router::new(&config.api_prefix, static_prefix);
+    let static_files = config
+        .www
+        .as_ref()
+        .map(|(dir, prefix)| StaticFiles::new(dir.clone(), &with_slash(prefix)));
+    let state = Arc::new(State {
+        router,
+        filter: config.filter,
+        api: ApiForwarder::new(
+            config.upstream,
+            config.append_server_path,
+            config.header_timeout,
+        ),
+        static_files,
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let grace = config.shutdown_grace;
+    let (local_addr, done) = match config.listen {
+        Listen::Tcp(address) => {
+            let listener = TcpListener::bind(address.as_str())
+                .await
+                .map_err(|source| StartError::Tcp {
+                    address: address.clone(),
+                    source,
+                })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| StartError::Tcp { address, source })?;
+            let done = tokio::spawn(accept_loop(TcpAcceptor(listener), state, stop_rx, grace));
+            (LocalAddr::Tcp(local), done)
+        }
+        Listen::Unix(path) => {
+            let listener = bind_unix(&path)?;
+            let acceptor = UnixAcceptor {
+                listener,
+                path: path.clone(),
+            };
+            let done = tokio::spawn(accept_loop(acceptor, state, stop_rx, grace));
+            (LocalAddr::Unix(path), done)
+        }
+    };
+    Ok(RunningServer {
+        local_addr,
+        stop,
+        done,
+    })
+}
+
+fn with_slash(prefix: &str) -> String {
+    if prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// kubectl's `ListenUnix`: a stale *socket* at `path` is removed (any other file is left, and
+/// the bind then fails); the socket is created with umask 0077, i.e. owner-only.
+fn bind_unix(path: &Path) -> Result<UnixListener, StartError> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let err = |source| StartError::Unix {
+        path: path.to_owned(),
+        source,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.file_type().is_socket()
+    {
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let listener = UnixListener::bind(path).map_err(err)?;
+    // Tighten right after bind; the socket is not yet accepting, so nobody can connect
+    // in between (there is no portable, thread-safe umask in std).
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+    Ok(listener)
+}
+
+/// One kind of listener.
+trait Acceptor: Send + 'static {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Io, Option<IpAddr>)>> + Send;
+    fn close(self);
+}
+
+struct TcpAcceptor(TcpListener);
+
+impl Acceptor for TcpAcceptor {
+    type Io = tokio::net::TcpStream;
+    async fn accept(&self) -> std::io::Result<(Self::Io, Option<IpAddr>)> {
+        let (stream, peer) = self.0.accept().await?;
+        // Small responses go out at once; the proxy never batches writes on purpose.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, Some(peer.ip())))
+    }
+    fn close(self) {}
+}
+
+struct UnixAcceptor {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Acceptor for UnixAcceptor {
+    type Io = tokio::net::UnixStream;
+    async fn accept(&self) -> std::io::Result<(Self::Io, Option<IpAddr>)> {
+        let (stream, _) = self.listener.accept().await?;
+        Ok((stream, None))
+    }
+    fn close(self) {
+        // kubectl leaves the socket behind when it exits; removing it is tidier and the next
+        // start would remove it anyway.
+        drop(self.listener);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn accept_loop<A: Acceptor>(
+    acceptor: A,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) {
+    // Every connection task holds a sender; when all are gone, `recv` returns `None`.
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new());
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = acceptor.accept() => match accepted {
+                Ok((io, peer)) => {
+                    let conn = serve_connection(http.clone(), io, peer, state.clone(), stop.clone());
+                    let alive = alive.clone();
+                    tokio::spawn(async move {
+                        conn.await;
+                        drop(alive);
+                    });
+                }
+                Err(err) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    acceptor.close();
+    drop(alive);
+    if tokio::time::timeout(grace, all_closed.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "shutdown: in-flight requests did not finish within {grace:?}; closing them"
+        );
+    }
+}
+
+async fn serve_connection<I>(
+    http: http1::Builder,
+    io: I,
+    peer: Option<IpAddr>,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(&state, req, peer).await) }
+    });
+    let conn = http
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => log_connection_end(result),
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            log_connection_end(conn.await);
+        }
+    }
+}
+
+fn log_connection_end(result: Result<(), hyper::Error>) {
+    if let Err(err) = result {
+        tracing::debug!("connection ended: {err}");
+    }
+}
+
+/// The per-request pipeline.
+async fn handle(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -> Response<Body> {
+    let entry = access::enabled().then(|| access::Entry::new(req.method(), req.uri().path()));
+    if tracing::enabled!(tracing::Level::TRACE) {
+        tracing::trace!(
+            method = %req.method(),
+            path = req.uri().path(),
+            headers = %crate::headers::redacted(req.headers()),
+            "request"
+        );
+    }
+    let res = dispatch(state, req, peer).await;
+    match entry {
+        Some(entry) => access::logged(entry, res),
+        None => res,
+    }
+}
+
+async fn dispatch(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -> Response<Body> {
+    let route = state
+        .router
+        .classify(req.method().as_str(), req.uri().path(), req.uri().query());
+    match route {
+        Route::Api {
+            filter_path,
+            upstream_path,
+        } => {
+            if let Some(filter) = &state.filter
+                && !admit(filter, &req, &filter_path)
+            {
+                return forbidden();
+            }
+            state.api.forward(req, &upstream_path, peer).await
+        }
+        Route::Static { rest } => match &state.static_files {
+            Some(files) => files.serve(req, &rest).await,
+            None => not_found(),
+        },
+        Route::Redirect { location } => moved_permanently(req.method(), &location),
+        Route::NotFound => not_found(),
+        Route::BadRequest => bad_request(),
+    }
+}
+
+/// Admit: kubectl's filter on the method, the decoded path and the host (Go's `r.Host`: the
+/// authority of an absolute-form target, else the `Host` header).
+fn admit(filter: &Filter, req: &Request<Incoming>, path: &str) -> bool {
+    let host = match req.uri().authority() {
+        Some(authority) => authority.as_str(),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(""),
+    };
+    let method = req.method().as_str();
+    match filter.check(method, path, extract_host(host)) {
+        Ok(()) => {
+            tracing::debug!("Filter accepting {method} {path} {host}");
+            true
+        }
+        Err(why) => {
+            tracing::debug!(reason = ?why, "Filter rejecting {method} {path} {host}");
+            false
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Send: the single seam between the gateway and the API server.
+//!
+//! Contract: an [`Upstream`] takes a request whose URI is in origin form (`/api/v1/pods?x=y`,
+//! the path already joined with the server path when `--append-server-path` is on), sets the
+//! scheme, authority and `Host` of the API server, attaches the kubeconfig's credentials unless
+//! the request already carries `Authorization` (kubectl proxy's behaviour on API passthrough),
+//! and returns the response head with a streaming body. [`Upstream::send_upgrade`] does the
+//! same on a fresh HTTP/1.1 connection whose response can be upgraded with
+//! `hyper::upgrade::on`. Failures come back as [`ProxyError`]s already classified (connect, TLS,
+//! timeout, ...), so the rescue step never inspects transport internals.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::rescue::ProxyError;
+
+/// A boxed, sendable future (the trait is object-safe so tests can plug in their own).
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The API server, as the gateway sees it.
+pub(crate) trait Upstream: Send + Sync + 'static {
+    /// Sends an ordinary request (pooled; HTTP/2 when the server offers it).
+    fn send(&self, req: Request<Incoming>) -> BoxFuture<Result<Response<Incoming>, ProxyError>>;
+
+    /// Sends an upgrade request (WebSocket, SPDY) on its own HTTP/1.1 connection.
+    fn send_upgrade(
+        &self,
+        req: Request<Incoming>,
+    ) -> BoxFuture<Result<Response<Incoming>, ProxyError>>;
+
+    /// The server's base URL, for messages (`https://10.0.0.1:6443`). Never contains
+    /// credentials.
+    fn server(&self) -> &str;
+}
+
+/// Builds the authenticated client to the API server of `config`; `keepalive` is the TCP
+/// keep-alive of upgrade connections (`--keepalive`, zero means the default).
+pub(crate) fn connect(
+    config: &config::ClusterConfig,
+    keepalive: std::time::Duration,
+) -> Result<Box<dyn Upstream>, ConnectError> {
+    let _ = keepalive;
+    Err(ConnectError::NoClient {
+        server: config.server.to_string(),
+    })
+}
+
+/// The client to the API server could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("no API client is available for {server} in this build")]
+    NoClient { server: String },
+}
