@@ -1,2 +1,24 @@
 //! From a kubeconfig to an authenticated upstream: rustls client configuration and a
 //! credential source that refreshes on expiry and once on a 401.
+//!
+//! Contract: [`ApiClient::new`] takes a `config::ClusterConfig` and gives a cheap-to-clone
+//! client whose [`ApiClient::send`] forwards streaming requests to the API server with the
+//! kubeconfig's TLS settings and credentials (see `client` for the exact rules), and whose
+//! errors ([`SendError`], [`CredentialError`], [`BuildError`]) say whose fault a failure was
+//! without ever containing a secret.
+
+mod cache;
+mod client;
+mod connector;
+mod credential;
+mod error;
+mod exec;
+mod oidc;
+mod tls;
+mod token_file;
+
+pub use client::{
+    ApiClient, Body, BoxError, ClientAuthorization, ClientOptions, empty_body, full_body,
+    is_upgrade,
+};
+pub use error::{BuildError, CredentialError, Fault, SendError};
