@@ -1,1 +1,541 @@
 //! A simulated Kubernetes API server, faithful to the real proxy verb, with sample apps.
+//!
+//! [`SimCluster`] serves HTTPS with its own CA on 127.0.0.1 (h2 and http/1.1 by ALPN),
+//! authenticates bearer tokens, basic auth and client certificates as the API server does,
+//! answers discovery and list/get of namespaces, services, endpoints, EndpointSlices, pods and
+//! nodes, and implements the `proxy` subresource of services, pods and nodes as kube-apiserver
+//! and apimachinery's `pkg/util/proxy` do (see the `proxy` and `rewrite` modules for each
+//! behaviour and its source). Services are backed by real HTTP servers on loopback ports, or by
+//! any local process with [`SimClusterBuilder::map_service`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), simcluster::Error> {
+//! let cluster = simcluster::SimCluster::builder().token("alice", "t0k").start().await?;
+//! println!("{} (CA: {} bytes)", cluster.url(), cluster.ca_pem().len());
+//! cluster.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+mod api;
+mod apps;
+mod auth;
+mod body;
+mod cluster;
+mod error;
+mod pki;
+mod proxy;
+mod requestinfo;
+mod rewrite;
+mod sample;
+mod selector;
+mod server;
+mod status;
+mod upstream;
+
+pub use apps::LoggedRequest;
+pub use error::Error;
+
+/// The user of [`SimCluster::admin_token`]; it is in `system:masters`.
+pub const ADMIN_USER: &str = "simcluster-admin";
+
+/// The name of the cluster, context and user in the written kubeconfig.
+pub const CONTEXT_NAME: &str = "simcluster";
+
+/// The one node of the cluster.
+pub const NODE_NAME: &str = "simcluster-control-plane";
+
+/// A simulated service mapped onto a local process: `<ns>/<name>[:<port>]=<url>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceMapping {
+    /// The service's namespace (created if missing).
+    pub namespace: String,
+    /// The service's name.
+    pub name: String,
+    /// The service port: a name (`http`) or a number (`3000`, an unnamed port with that
+    /// number); `None` for one unnamed port (named `https` when the URL is `https:`).
+    pub port: Option<String>,
+    /// Where the endpoint really is: `http://host:port` or `https://host:port` (TLS, not verified).
+    pub url: String,
+}
+
+impl ServiceMapping {
+    /// Parses `<ns>/<name>[:<port>]=<url>`, the `--service` flag's syntax.
+    pub fn parse(spec: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::ServiceMapping {
+            spec: spec.to_owned(),
+            reason: format!("{reason}; expected <namespace>/<name>[:<port>]=<http(s)://host:port>"),
+        };
+        let (target, url) = spec.split_once('=').ok_or_else(|| bad("no '='"))?;
+        let (namespace, rest) = target
+            .split_once('/')
+            .ok_or_else(|| bad("no '/' between namespace and name"))?;
+        let (name, port) = match rest.split_once(':') {
+            Some((n, p)) => (n, Some(p.to_owned()).filter(|p| !p.is_empty())),
+            None => (rest, None),
+        };
+        let dns_label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        if !dns_label(namespace) || !dns_label(name) {
+            return Err(bad(
+                "namespace and name must be DNS labels (lower-case letters, digits, '-')",
+            ));
+        }
+        Ok(Self {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            port,
+            url: url.to_owned(),
+        })
+    }
+}
+
+/// Configures and starts a [`SimCluster`].
+pub struct SimClusterBuilder {
+    port: u16,
+    tokens: Vec<(String, SecretString)>,
+    basic: Vec<(String, SecretString)>,
+    cert_users: BTreeSet<String>,
+    forbid_proxy: BTreeSet<String>,
+    mappings: Vec<ServiceMapping>,
+    sample_apps: bool,
+}
+
+impl std::fmt::Debug for SimClusterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimClusterBuilder")
+            .field("port", &self.port)
+            .field(
+                "token_users",
+                &self.tokens.iter().map(|(u, _)| u).collect::<Vec<_>>(),
+            )
+            .field(
+                "basic_users",
+                &self.basic.iter().map(|(u, _)| u).collect::<Vec<_>>(),
+            )
+            .field("cert_users", &self.cert_users)
+            .field("forbid_proxy", &self.forbid_proxy)
+            .field("mappings", &self.mappings)
+            .field("sample_apps", &self.sample_apps)
+            .finish()
+    }
+}
+
+impl SimClusterBuilder {
+    /// The port on 127.0.0.1 (default 0: a free one).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Accepts `Authorization: Bearer <token>` as `user`.
+    pub fn token(mut self, user: &str, token: &str) -> Self {
+        self.tokens
+            .push((user.to_owned(), SecretString::from(token.to_owned())));
+        self
+    }
+
+    /// Accepts basic auth `user:password` (removed from Kubernetes in 1.19; kept for clients
+    /// whose kubeconfig still has it).
+    pub fn basic(mut self, user: &str, password: &str) -> Self {
+        self.basic
+            .push((user.to_owned(), SecretString::from(password.to_owned())));
+        self
+    }
+
+    /// Allows [`SimCluster::client_cert_pem`] for `user` (any certificate the CA signed is
+    /// accepted; its CN is the user).
+    pub fn client_cert_user(mut self, user: &str) -> Self {
+        self.cert_users.insert(user.to_owned());
+        self
+    }
+
+    /// Denies `user` every `*/proxy` subresource (403, as RBAC would).
+    pub fn forbid_proxy(mut self, user: &str) -> Self {
+        self.forbid_proxy.insert(user.to_owned());
+        self
+    }
+
+    /// Maps the service `namespace/name` (port `port`, see [`ServiceMapping::port`]) onto `url`.
+    pub fn map_service(
+        mut self,
+        namespace: &str,
+        name: &str,
+        port: Option<&str>,
+        url: &str,
+    ) -> Self {
+        self.mappings.push(ServiceMapping {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            port: port.map(str::to_owned),
+            url: url.to_owned(),
+        });
+        self
+    }
+
+    /// Adds a parsed mapping.
+    pub fn service(mut self, mapping: ServiceMapping) -> Self {
+        self.mappings.push(mapping);
+        self
+    }
+
+    /// Whether to start the sample apps (default `true`).
+    pub fn sample_apps(mut self, on: bool) -> Self {
+        self.sample_apps = on;
+        self
+    }
+
+    /// Binds, generates the certificates, starts the apps and serves.
+    pub async fn start(self) -> Result<SimCluster, Error> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
+        let pki = pki::Pki::generate()?;
+        let tls = Arc::new(pki.server_config()?);
+
+        let admin_token = SecretString::from(random_token()?);
+        let mut tokens: Vec<(SecretString, String)> =
+            vec![(admin_token.clone(), ADMIN_USER.to_owned())];
+        tokens.extend(self.tokens.into_iter().map(|(u, t)| (t, u)));
+        let authn = auth::Authn {
+            tokens,
+            basic: self.basic.into_iter().collect::<BTreeMap<_, _>>(),
+            forbid_proxy: self.forbid_proxy,
+        };
+
+        let mut tasks = JoinSet::new();
+        let app_state = Arc::new(apps::AppState::new());
+        let mut state = cluster::ClusterState {
+            namespaces: Vec::new(),
+            services: Vec::new(),
+            resource_version: 100,
+            node_name: NODE_NAME.to_owned(),
+            kubelet_port: 0,
+            created: jiff::Timestamp::now(),
+        };
+        let kubelet = apps::spawn_app(
+            &mut tasks,
+            format!("node/{NODE_NAME}:kubelet"),
+            Some(Arc::new(pki::self_signed_server_config(NODE_NAME)?)),
+            apps::misc::kubelet,
+            app_state.clone(),
+        )
+        .await?;
+        state.kubelet_port = kubelet.port();
+        sample::base(&mut state, addr);
+        if self.sample_apps {
+            sample::start(&mut tasks, &mut state, &app_state).await?;
+        }
+        for mapping in &self.mappings {
+            apply_mapping(&mut state, mapping).await?;
+        }
+        let shared = Arc::new(server::Shared {
+            cluster: RwLock::new(state),
+            authn,
+            addr,
+            endpoint_tls: upstream::insecure_client_config()?,
+        });
+        tasks.spawn(server::run(listener, tls, shared.clone()));
+        Ok(SimCluster {
+            addr,
+            pki: Arc::new(pki),
+            shared,
+            apps: app_state,
+            admin_token,
+            cert_users: self.cert_users,
+            tasks,
+        })
+    }
+}
+
+/// 32 random bytes, hex.
+fn random_token() -> Result<String, Error> {
+    use ring::rand::SecureRandom;
+    let mut buf = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| Error::Random)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+async fn apply_mapping(state: &mut cluster::ClusterState, m: &ServiceMapping) -> Result<(), Error> {
+    let spec = format!(
+        "{}/{}{}={}",
+        m.namespace,
+        m.name,
+        m.port
+            .as_deref()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default(),
+        m.url
+    );
+    let bad = |reason: String| Error::ServiceMapping {
+        spec: spec.clone(),
+        reason,
+    };
+    let url = url::Url::parse(&m.url).map_err(|e| bad(format!("the URL does not parse: {e}")))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(bad(format!(
+            "scheme {:?} is not http or https",
+            url.scheme()
+        )));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad("the URL has no host".to_owned()))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let target_port = url.port_or_known_default().unwrap_or(80);
+    let ip = tokio::net::lookup_host((host, target_port))
+        .await
+        .map_err(|e| bad(format!("cannot resolve {host}: {e}")))?
+        .min_by_key(|a| !a.is_ipv4())
+        .map(|a| a.ip())
+        .ok_or_else(|| bad(format!("{host} resolves to no address")))?;
+    let (name, number) = match m.port.as_deref() {
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) => (String::new(), n),
+            Err(_) => (p.to_owned(), target_port),
+        },
+        None if url.scheme() == "https" => ("https".to_owned(), 443),
+        None => (String::new(), target_port),
+    };
+    let port = cluster::PortSpec {
+        name,
+        port: number,
+        protocol: "TCP",
+        target: target_port,
+    };
+    let mut svc = match state.service(&m.namespace, &m.name) {
+        // Another port of a service already mapped to the same address joins it.
+        Some(existing) if existing.endpoint_ip == Some(ip) && existing.has_pod => {
+            let mut svc = existing.clone();
+            svc.ports.retain(|p| p.name != port.name);
+            svc.ports.push(port);
+            svc
+        }
+        Some(existing) => {
+            let mut svc = sample::service(
+                &m.namespace,
+                &m.name,
+                existing.labels.clone(),
+                vec![port],
+                Some(ip),
+            );
+            svc.cluster_ip = existing.cluster_ip.clone();
+            svc
+        }
+        None => sample::service(
+            &m.namespace,
+            &m.name,
+            vec![("app".to_owned(), m.name.clone())],
+            vec![port],
+            Some(ip),
+        ),
+    };
+    svc.ready = true;
+    state.upsert_service(svc);
+    Ok(())
+}
+
+/// A running simulated cluster. Dropping it stops every server it started.
+pub struct SimCluster {
+    addr: SocketAddr,
+    pki: Arc<pki::Pki>,
+    shared: Arc<server::Shared>,
+    apps: Arc<apps::AppState>,
+    admin_token: SecretString,
+    cert_users: BTreeSet<String>,
+    tasks: JoinSet<()>,
+}
+
+impl std::fmt::Debug for SimCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCluster")
+            .field("addr", &self.addr)
+            .field("admin_token", &"<redacted>")
+            .field("cert_users", &self.cert_users)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimCluster {
+    /// A builder with the defaults: a free port, sample apps, only the admin token.
+    pub fn builder() -> SimClusterBuilder {
+        SimClusterBuilder {
+            port: 0,
+            tokens: Vec::new(),
+            basic: Vec::new(),
+            cert_users: BTreeSet::new(),
+            forbid_proxy: BTreeSet::new(),
+            mappings: Vec::new(),
+            sample_apps: true,
+        }
+    }
+
+    /// Where the API server listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The cluster CA certificate (PEM), which signed the server and client certificates.
+    pub fn ca_pem(&self) -> &str {
+        self.pki.ca_pem()
+    }
+
+    /// The admin's bearer token (user [`ADMIN_USER`], group `system:masters`).
+    pub fn admin_token(&self) -> &str {
+        self.admin_token.expose_secret()
+    }
+
+    /// A kubeconfig with the CA, the server and the admin token; context [`CONTEXT_NAME`],
+    /// namespace `default`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem());
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {url}\n  name: {CONTEXT_NAME}\ncontexts:\n- context:\n    cluster: {CONTEXT_NAME}\n    namespace: default\n    user: {ADMIN_USER}\n  name: {CONTEXT_NAME}\ncurrent-context: {CONTEXT_NAME}\npreferences: {{}}\nusers:\n- name: {ADMIN_USER}\n  user:\n    token: {token}\n",
+            url = self.url(),
+            token = self.admin_token(),
+        )
+    }
+
+    /// Writes [`kubeconfig_yaml`](Self::kubeconfig_yaml) to `path` (mode 0600 on Unix).
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path.as_ref();
+        let err = |source| Error::WriteKubeconfig {
+            path: path.display().to_string(),
+            source,
+        };
+        std::fs::write(path, self.kubeconfig_yaml()).map_err(err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// A fresh client certificate and key (PEM) for a user registered with
+    /// [`SimClusterBuilder::client_cert_user`].
+    pub fn client_cert_pem(&self, user: &str) -> Result<(String, String), Error> {
+        if !self.cert_users.contains(user) {
+            return Err(Error::UnknownCertUser {
+                user: user.to_owned(),
+            });
+        }
+        self.pki.client_cert(user, &[])
+    }
+
+    /// Sets what `elasticsearch-logging`'s `/_cluster/health` reports: `green`, `yellow` or `red`.
+    pub fn set_es_status(&self, status: &str) -> Result<(), Error> {
+        let status = match status {
+            "green" => "green",
+            "yellow" => "yellow",
+            "red" => "red",
+            other => {
+                return Err(Error::InvalidValue {
+                    value: other.to_owned(),
+                    reason: "expected green, yellow or red",
+                });
+            }
+        };
+        if let Ok(mut s) = self.apps.es_status.lock() {
+            *s = status;
+        }
+        Ok(())
+    }
+
+    /// Marks the endpoints of `namespace/name` ready or not ready (not-ready addresses are not
+    /// proxied to: 503 `no endpoints available`).
+    pub fn set_endpoints_ready(
+        &self,
+        namespace: &str,
+        name: &str,
+        ready: bool,
+    ) -> Result<(), Error> {
+        let unknown = || Error::UnknownService {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let mut state = self.shared.cluster.write().map_err(|_| unknown())?;
+        let mut svc = state
+            .service(namespace, name)
+            .cloned()
+            .ok_or_else(unknown)?;
+        svc.ready = ready;
+        state.upsert_service(svc);
+        Ok(())
+    }
+
+    /// Every request the sample apps received, oldest first (at most the last 10,000).
+    pub fn request_log(&self) -> Vec<LoggedRequest> {
+        self.apps
+            .log
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Empties the request log.
+    pub fn clear_request_log(&self) {
+        if let Ok(mut l) = self.apps.log.lock() {
+            l.clear();
+        }
+    }
+
+    /// Bytes received by the last completed upload to `demo/bulk`'s `/upload`.
+    pub fn last_upload_bytes(&self) -> u64 {
+        self.apps
+            .last_upload
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `(namespace, name, port names)` of every service, for listings.
+    pub fn services(&self) -> Vec<(String, String, Vec<String>)> {
+        self.shared
+            .cluster
+            .read()
+            .map(|s| {
+                s.services
+                    .iter()
+                    .map(|svc| {
+                        (
+                            svc.namespace.clone(),
+                            svc.name.clone(),
+                            svc.ports.iter().map(|p| p.name.clone()).collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops the API server and every app.
+    pub async fn shutdown(mut self) {
+        self.tasks.shutdown().await;
+    }
+}

@@ -1,0 +1,412 @@
+//! The cluster's objects: namespaces, services with their Endpoints and EndpointSlices, the pods
+//! behind them and one node, rendered as the API server's JSON (items of a list carry no
+//! `kind`/`apiVersion`, as Go's typed lists serialise).
+//!
+//! Each service with endpoints is backed by one pod whose IP is the endpoint's IP and whose
+//! container ports are the endpoint ports, so the Endpoints `targetRef` check of the service
+//! proxy (kubernetes `pkg/registry/core/service/storage/storage.go` `isValidAddress`) holds.
+
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+
+/// One `spec.ports` entry and the endpoint port it leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PortSpec {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    pub(crate) protocol: &'static str,
+    /// The port the endpoint really listens on.
+    pub(crate) target: u16,
+}
+
+/// A service, its endpoints and the pod behind them.
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) ports: Vec<PortSpec>,
+    pub(crate) cluster_ip: String,
+    /// `None`: an Endpoints object with no subsets.
+    pub(crate) endpoint_ip: Option<IpAddr>,
+    pub(crate) ready: bool,
+    /// Whether the endpoint addresses point at a pod (`targetRef`); the `kubernetes` service's
+    /// do not, as in a real cluster.
+    pub(crate) has_pod: bool,
+    pub(crate) resource_version: u64,
+}
+
+impl Service {
+    pub(crate) fn pod_name(&self) -> String {
+        format!(
+            "{}-{}",
+            self.name,
+            name_suffix(&format!("{}/{}", self.namespace, self.name))
+        )
+    }
+}
+
+/// A namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct Namespace {
+    pub(crate) name: String,
+    pub(crate) resource_version: u64,
+}
+
+/// Everything the API serves.
+#[derive(Debug, Clone)]
+pub(crate) struct ClusterState {
+    pub(crate) namespaces: Vec<Namespace>,
+    pub(crate) services: Vec<Service>,
+    pub(crate) resource_version: u64,
+    pub(crate) node_name: String,
+    pub(crate) kubelet_port: u16,
+    pub(crate) created: jiff::Timestamp,
+}
+
+/// A stable, pod-name-like suffix (`7d9f8c6b5-x2k4q`) from a string.
+fn name_suffix(seed: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut out = String::new();
+    for i in 0..15 {
+        if i == 9 {
+            out.push('-');
+            continue;
+        }
+        let idx = usize::try_from(h % ALPHABET.len() as u64).unwrap_or(0);
+        out.push(char::from(ALPHABET[idx]));
+        h = h.rotate_right(7).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i as u64);
+    }
+    out
+}
+
+/// A stable UID-shaped string for an object.
+fn uid(kind: &str, namespace: &str, name: &str) -> String {
+    let s = name_suffix(&format!("{kind}/{namespace}/{name}"));
+    let hex: String = s
+        .bytes()
+        .chain(name_suffix(&format!("{name}/{namespace}/{kind}")).bytes())
+        .map(|b| format!("{:x}", b % 16))
+        .collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &format!("{hex}{hex}")[20..32]
+    )
+}
+
+fn labels_json(labels: &[(String, String)]) -> Value {
+    Value::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+impl ClusterState {
+    fn ts(&self) -> String {
+        self.created.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    fn meta(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        rv: u64,
+        labels: &[(String, String)],
+    ) -> Value {
+        let mut meta = json!({
+            "name": name,
+            "uid": uid(kind, namespace, name),
+            "resourceVersion": rv.to_string(),
+            "creationTimestamp": self.ts(),
+        });
+        if !namespace.is_empty() {
+            meta["namespace"] = json!(namespace);
+        }
+        if !labels.is_empty() {
+            meta["labels"] = labels_json(labels);
+        }
+        meta
+    }
+
+    pub(crate) fn namespace_json(&self, ns: &Namespace) -> Value {
+        json!({
+            "metadata": self.meta("Namespace", "", &ns.name, ns.resource_version,
+                &[("kubernetes.io/metadata.name".to_owned(), ns.name.clone())]),
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        })
+    }
+
+    pub(crate) fn service_json(&self, svc: &Service) -> Value {
+        let ports: Vec<Value> = svc
+            .ports
+            .iter()
+            .map(|p| {
+                let mut v = json!({"protocol": p.protocol, "port": p.port, "targetPort": p.target});
+                if !p.name.is_empty() {
+                    v["name"] = json!(p.name);
+                }
+                v
+            })
+            .collect();
+        let mut spec = json!({
+            "ports": ports,
+            "clusterIP": svc.cluster_ip,
+            "clusterIPs": [svc.cluster_ip],
+            "type": "ClusterIP",
+            "sessionAffinity": "None",
+            "ipFamilies": ["IPv4"],
+            "ipFamilyPolicy": "SingleStack",
+            "internalTrafficPolicy": "Cluster",
+        });
+        if svc.has_pod {
+            spec["selector"] = json!({"app": svc.name});
+        }
+        json!({
+            "metadata": self.meta("Service", &svc.namespace, &svc.name, svc.resource_version, &svc.labels),
+            "spec": spec,
+            "status": {"loadBalancer": {}},
+        })
+    }
+
+    fn address_json(&self, svc: &Service, ip: IpAddr) -> Value {
+        let mut addr = json!({"ip": ip.to_string()});
+        if svc.has_pod {
+            addr["nodeName"] = json!(self.node_name);
+            addr["targetRef"] = json!({
+                "kind": "Pod",
+                "namespace": svc.namespace,
+                "name": svc.pod_name(),
+                "uid": uid("Pod", &svc.namespace, &svc.pod_name()),
+            });
+        }
+        addr
+    }
+
+    pub(crate) fn endpoints_json(&self, svc: &Service) -> Value {
+        let mut value = json!({
+            "metadata": self.meta("Endpoints", &svc.namespace, &svc.name, svc.resource_version, &svc.labels),
+        });
+        if let Some(ip) = svc.endpoint_ip {
+            let ports: Vec<Value> = svc
+                .ports
+                .iter()
+                .map(|p| {
+                    let mut v = json!({"port": p.target, "protocol": p.protocol});
+                    if !p.name.is_empty() {
+                        v["name"] = json!(p.name);
+                    }
+                    v
+                })
+                .collect();
+            let key = if svc.ready {
+                "addresses"
+            } else {
+                "notReadyAddresses"
+            };
+            value["subsets"] = json!([{ key: [self.address_json(svc, ip)], "ports": ports }]);
+        }
+        value
+    }
+
+    pub(crate) fn endpoint_slice_name(svc: &Service) -> String {
+        format!(
+            "{}-{}",
+            svc.name,
+            &name_suffix(&format!("eps/{}/{}", svc.namespace, svc.name))[10..]
+        )
+    }
+
+    pub(crate) fn endpoint_slice_json(&self, svc: &Service) -> Value {
+        let name = Self::endpoint_slice_name(svc);
+        let mut labels = vec![
+            (
+                "endpointslice.kubernetes.io/managed-by".to_owned(),
+                "endpointslice-controller.k8s.io".to_owned(),
+            ),
+            ("kubernetes.io/service-name".to_owned(), svc.name.clone()),
+        ];
+        labels.extend(svc.labels.iter().cloned());
+        let ports: Vec<Value> = svc
+            .ports
+            .iter()
+            .map(|p| json!({"name": p.name, "port": p.target, "protocol": p.protocol}))
+            .collect();
+        let endpoints: Vec<Value> = svc
+            .endpoint_ip
+            .map(|ip| {
+                let a = self.address_json(svc, ip);
+                let mut e = json!({
+                    "addresses": [ip.to_string()],
+                    "conditions": {"ready": svc.ready, "serving": svc.ready, "terminating": false},
+                });
+                if let Some(t) = a.get("targetRef") {
+                    e["targetRef"] = t.clone();
+                    e["nodeName"] = json!(self.node_name);
+                }
+                vec![e]
+            })
+            .unwrap_or_default();
+        json!({
+            "metadata": self.meta("EndpointSlice", &svc.namespace, &name, svc.resource_version, &labels),
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": ports,
+        })
+    }
+
+    /// The pods: one per service whose endpoints point at a pod.
+    pub(crate) fn pods(&self) -> impl Iterator<Item = &Service> {
+        self.services
+            .iter()
+            .filter(|s| s.has_pod && s.endpoint_ip.is_some())
+    }
+
+    pub(crate) fn pod_json(&self, svc: &Service) -> Value {
+        let ip = svc.endpoint_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let name = svc.pod_name();
+        let ports: Vec<Value> = svc
+            .ports
+            .iter()
+            .map(|p| {
+                let mut v = json!({"containerPort": p.target, "protocol": p.protocol});
+                if !p.name.is_empty() {
+                    v["name"] = json!(p.name);
+                }
+                v
+            })
+            .collect();
+        let ready = if svc.ready { "True" } else { "False" };
+        let ts = self.ts();
+        json!({
+            "metadata": self.meta("Pod", &svc.namespace, &name, svc.resource_version,
+                &[("app".to_owned(), svc.name.clone())]),
+            "spec": {
+                "containers": [{"name": svc.name, "image": format!("simcluster/{}:latest", svc.name), "ports": ports}],
+                "nodeName": self.node_name,
+                "restartPolicy": "Always",
+            },
+            "status": {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "Ready", "status": ready, "lastTransitionTime": ts},
+                    {"type": "ContainersReady", "status": ready, "lastTransitionTime": ts},
+                ],
+                "hostIP": "127.0.0.1",
+                "podIP": ip,
+                "podIPs": [{"ip": ip}],
+                "startTime": ts,
+                "containerStatuses": [{
+                    "name": svc.name,
+                    "ready": svc.ready,
+                    "restartCount": 0,
+                    "started": true,
+                    "image": format!("simcluster/{}:latest", svc.name),
+                    "imageID": "",
+                    "state": {"running": {"startedAt": ts}},
+                }],
+            },
+        })
+    }
+
+    pub(crate) fn node_json(&self) -> Value {
+        let labels = vec![
+            ("kubernetes.io/hostname".to_owned(), self.node_name.clone()),
+            ("kubernetes.io/os".to_owned(), "linux".to_owned()),
+            (
+                "node-role.kubernetes.io/control-plane".to_owned(),
+                String::new(),
+            ),
+        ];
+        json!({
+            "metadata": self.meta("Node", "", &self.node_name, 1, &labels),
+            "spec": {"podCIDR": "10.244.0.0/24"},
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": "127.0.0.1"},
+                    {"type": "Hostname", "address": self.node_name},
+                ],
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status", "lastHeartbeatTime": self.ts(),
+                    "lastTransitionTime": self.ts()}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet_port}},
+                "nodeInfo": {"kubeletVersion": crate::api::GIT_VERSION, "kubeProxyVersion": crate::api::GIT_VERSION,
+                    "operatingSystem": "linux", "architecture": "amd64", "containerRuntimeVersion": "containerd://2.0.0",
+                    "osImage": "simcluster", "kernelVersion": "6.0.0", "machineID": "", "systemUUID": "", "bootID": ""},
+            },
+        })
+    }
+
+    pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
+        self.services
+            .iter()
+            .find(|s| s.namespace == namespace && s.name == name)
+    }
+
+    pub(crate) fn pod(&self, namespace: &str, name: &str) -> Option<&Service> {
+        self.pods()
+            .find(|s| s.namespace == namespace && s.pod_name() == name)
+    }
+
+    pub(crate) fn has_namespace(&self, name: &str) -> bool {
+        self.namespaces.iter().any(|n| n.name == name)
+    }
+
+    /// Adds the namespace if it is missing.
+    pub(crate) fn ensure_namespace(&mut self, name: &str) {
+        if !self.has_namespace(name) {
+            self.resource_version += 1;
+            self.namespaces.push(Namespace {
+                name: name.to_owned(),
+                resource_version: self.resource_version,
+            });
+        }
+    }
+
+    /// Adds or replaces a service (by namespace and name).
+    pub(crate) fn upsert_service(&mut self, mut svc: Service) {
+        self.ensure_namespace(&svc.namespace);
+        self.resource_version += 1;
+        svc.resource_version = self.resource_version;
+        if svc.cluster_ip.is_empty() {
+            let n = self.services.len() + 10;
+            svc.cluster_ip = format!("10.96.{}.{}", n / 250, n % 250 + 1);
+        }
+        match self
+            .services
+            .iter_mut()
+            .find(|s| s.namespace == svc.namespace && s.name == svc.name)
+        {
+            Some(existing) => *existing = svc,
+            None => self.services.push(svc),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_are_stable_and_pod_like() {
+        let a = name_suffix("demo/shop");
+        assert_eq!(a, name_suffix("demo/shop"));
+        assert_eq!(a.len(), 15);
+        assert_eq!(a.as_bytes()[9], b'-');
+        assert_ne!(a, name_suffix("demo/shop2"));
+        assert_eq!(uid("Pod", "a", "b").len(), 36);
+    }
+}
