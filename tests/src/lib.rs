@@ -1,1 +1,3 @@
 //! Helpers shared by the end-to-end tests: start the real binaries, find free ports, wait.
+
+pub mod browser;
