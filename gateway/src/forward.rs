@@ -27,22 +27,14 @@ use crate::upstream::Upstream;
 #[derive(Clone)]
 pub(crate) struct ApiForwarder {
     upstream: Arc<dyn Upstream>,
-    /// The kubeconfig server's path with a trailing `/`, when `--append-server-path` is on.
-    server_path: Option<String>,
     /// Bound on waiting for the API server's response head; `None` waits as long as kubectl.
     header_timeout: Option<Duration>,
 }
 
 impl ApiForwarder {
-    pub(crate) fn new(
-        upstream: Arc<dyn Upstream>,
-        server_path: Option<String>,
-        header_timeout: Option<Duration>,
-    ) -> Self {
-        let server_path = server_path.map(|p| if p.ends_with('/') { p } else { format!("{p}/") });
+    pub(crate) fn new(upstream: Arc<dyn Upstream>, header_timeout: Option<Duration>) -> Self {
         Self {
             upstream,
-            server_path,
             header_timeout,
         }
     }
@@ -82,31 +74,29 @@ impl ApiForwarder {
         upstream_path: &str,
         client: Option<IpAddr>,
         upgrade: bool,
-    ) -> Result<Request<Incoming>, ProxyError> {
+    ) -> Result<Request<Body>, ProxyError> {
         let (mut parts, body) = req.into_parts();
         parts.uri = self.upstream_uri(upstream_path, parts.uri.query())?;
+        // kubectl proxy: a client-sent `Authorization` (or `Impersonate-User`) wins over the
+        // kubeconfig's (client-go's round trippers step aside when one is present).
+        parts
+            .extensions
+            .insert(auth::ClientAuthorization::KeepIfPresent);
         parts.version = Version::HTTP_11;
         if !upgrade {
             strip_hop_by_hop(&mut parts.headers, true);
         }
         parts.headers.remove(header::HOST);
         append_forwarded_for(&mut parts.headers, client);
-        Ok(Request::from_parts(parts, body))
+        Ok(Request::from_parts(parts, stream(body)))
     }
 
-    /// Origin-form URI: the server path (ReverseProxy's `singleJoiningSlash`), the path, the raw
-    /// query unchanged.
+    /// Origin-form URI: the path, then the raw query unchanged. The server's own path is the
+    /// upstream's business (`--append-server-path`).
     fn upstream_uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ProxyError> {
-        let mut pq = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1) + 16);
-        match self.server_path.as_deref() {
-            Some(base) => {
-                pq.push_str(base.trim_end_matches('/'));
-                if !path.starts_with('/') {
-                    pq.push('/');
-                }
-            }
-            None if !path.starts_with('/') => pq.push('/'),
-            None => {}
+        let mut pq = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1) + 1);
+        if !path.starts_with('/') {
+            pq.push('/');
         }
         pq.push_str(path);
         if let Some(q) = query {

@@ -17,21 +17,11 @@ use crate::body::{Body, BoxError, empty, full};
 /// What went wrong between the gateway and the API server.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProxyError {
-    /// No TCP connection to the API server (refused, unreachable, DNS).
-    #[error("cannot connect to the API server {server}: {source}")]
-    Connect {
-        server: String,
-        #[source]
-        source: BoxError,
-    },
-    /// The TLS handshake with the API server failed (unknown CA, bad name, bad client cert).
-    #[error("TLS handshake with the API server {server} failed: {source}")]
-    Tls {
-        server: String,
-        #[source]
-        source: BoxError,
-    },
-    /// The API server did not answer (connect or response headers) within the bound.
+    /// The API client could not get an answer; `auth::SendError` says whose fault it was
+    /// (network, TLS, timeout, credentials, ...) and what to do.
+    #[error(transparent)]
+    Api(auth::SendError),
+    /// The API server did not send its response head within the gateway's bound.
     #[error("the API server {server} did not answer within {after:?}")]
     Timeout { server: String, after: Duration },
     /// The exchange failed after the connection was made (reset, protocol error).
@@ -45,31 +35,25 @@ pub(crate) enum ProxyError {
     /// (`tryUpgrade`) reports exactly this text with a 500.
     #[error("invalid upgrade response: status code {status}")]
     InvalidUpgradeResponse { status: u16 },
-    /// The gateway's own credentials could not be produced (expired, exec plugin failed).
-    #[error("cannot authenticate to the API server {server}: {source}")]
-    Credentials {
-        server: String,
-        #[source]
-        source: BoxError,
-    },
 }
 
 impl ProxyError {
-    /// The status, Kubernetes `reason` and advice for this failure.
+    /// The status, Kubernetes `reason` and advice for this failure (the client's errors carry
+    /// their own advice).
     fn classify(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::Connect { .. } => (
-                StatusCode::BAD_GATEWAY,
-                "ServiceUnavailable",
-                "check that the cluster is running and that the kubeconfig's server address is \
-                 right (kubectl config view --minify)",
-            ),
-            Self::Tls { .. } => (
-                StatusCode::BAD_GATEWAY,
-                "ServiceUnavailable",
-                "check the kubeconfig's certificate-authority, tls-server-name and client \
-                 certificate for this cluster",
-            ),
+            Self::Api(err) => match err.fault() {
+                auth::Fault::Timeout => (StatusCode::GATEWAY_TIMEOUT, "Timeout", ""),
+                auth::Fault::Credentials => (StatusCode::BAD_GATEWAY, "Unauthorized", ""),
+                auth::Fault::Request => (
+                    StatusCode::BAD_GATEWAY,
+                    "BadRequest",
+                    "the request could not be passed on as sent; check it and retry",
+                ),
+                auth::Fault::Network | auth::Fault::Tls | auth::Fault::Server => {
+                    (StatusCode::BAD_GATEWAY, "ServiceUnavailable", "")
+                }
+            },
             Self::Timeout { .. } => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "Timeout",
@@ -84,12 +68,6 @@ impl ProxyError {
             Self::InvalidUpgradeResponse { .. } => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "")
             }
-            Self::Credentials { .. } => (
-                StatusCode::BAD_GATEWAY,
-                "Unauthorized",
-                "refresh your login for this cluster (for example re-run the exec plugin or \
-                 login command) and retry",
-            ),
         }
     }
 
@@ -103,7 +81,11 @@ impl ProxyError {
             return go_error(status, &self.to_string());
         }
         tracing::warn!(%method, path, status = status.as_u16(), "proxy error: {}", chain(&self));
-        let message = format!("{}; {advice}", chain(&self));
+        let message = if advice.is_empty() {
+            chain(&self)
+        } else {
+            format!("{}; {advice}", chain(&self))
+        };
         status_json(status, reason, &message)
     }
 }
@@ -251,10 +233,11 @@ mod tests {
 
     #[tokio::test]
     async fn connect_failure_is_502_status_json_with_advice() {
-        let err = ProxyError::Connect {
+        let err = ProxyError::Api(auth::SendError::Connect {
             server: "https://127.0.0.1:1".into(),
-            source: "connection refused".into(),
-        };
+            via: None,
+            reason: "connection refused".into(),
+        });
         let res = err.into_response(&http::Method::GET, "/api");
         assert_eq!(res.status(), 502);
         assert_eq!(res.headers()["content-type"], "application/json");

@@ -50,8 +50,6 @@ pub(crate) struct ServerConfig {
     /// The request filter; `None` with `--disable-filter`.
     pub(crate) filter: Option<Filter>,
     pub(crate) upstream: Arc<dyn Upstream>,
-    /// The kubeconfig server's path, sent before each request path (`--append-server-path`).
-    pub(crate) append_server_path: Option<String>,
     /// Bound on the wait for the API server's response head; `None` waits like kubectl.
     pub(crate) header_timeout: Option<Duration>,
     /// How long in-flight requests may take to finish after shutdown starts.
@@ -131,11 +129,7 @@ pub(crate) async fn start(config: ServerConfig) -> Result<RunningServer, StartEr
     let state = Arc::new(State {
         router,
         filter: config.filter,
-        api: ApiForwarder::new(
-            config.upstream,
-            config.append_server_path,
-            config.header_timeout,
-        ),
+        api: ApiForwarder::new(config.upstream, config.header_timeout),
         static_files,
     });
     let (stop, stop_rx) = watch::channel(false);

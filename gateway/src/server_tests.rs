@@ -27,7 +27,7 @@ use crate::upstream::{BoxFuture, Upstream};
 /// Plain-HTTP upstream to a test backend.
 struct PlainUpstream {
     base: String,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, Body>,
 }
 
 impl PlainUpstream {
@@ -40,7 +40,7 @@ impl PlainUpstream {
         }
     }
 
-    fn go(&self, mut req: Request<Incoming>) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
+    fn go(&self, mut req: Request<Body>) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
         let pq = req
             .uri()
             .path_and_query()
@@ -51,16 +51,15 @@ impl PlainUpstream {
         let server = self.base.clone();
         Box::pin(async move {
             client.request(req).await.map_err(|err| {
+                let reason = err.to_string();
                 if err.is_connect() {
-                    ProxyError::Connect {
+                    ProxyError::Api(auth::SendError::Connect {
                         server,
-                        source: Box::new(err),
-                    }
+                        via: None,
+                        reason,
+                    })
                 } else {
-                    ProxyError::Upstream {
-                        server,
-                        source: Box::new(err),
-                    }
+                    ProxyError::Api(auth::SendError::Protocol { server, reason })
                 }
             })
         })
@@ -68,12 +67,12 @@ impl PlainUpstream {
 }
 
 impl Upstream for PlainUpstream {
-    fn send(&self, req: Request<Incoming>) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
+    fn send(&self, req: Request<Body>) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
         self.go(req)
     }
     fn send_upgrade(
         &self,
-        req: Request<Incoming>,
+        req: Request<Body>,
     ) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
         self.go(req)
     }
@@ -146,7 +145,6 @@ fn config(upstream: Arc<dyn Upstream>) -> ServerConfig {
         www: None,
         filter: Some(Filter::compile(&FilterSpec::default()).unwrap()),
         upstream,
-        append_server_path: None,
         header_timeout: None,
         shutdown_grace: Duration::from_secs(10),
     }

@@ -181,6 +181,14 @@ pub(crate) fn run(args: Args) -> ExitCode {
         }
     };
     let www = complete_www(&args);
+    if !args.keepalive.is_zero() {
+        // kubectl applies --keepalive to its upgrade dialer only; kgate's connections to the
+        // API server always use a 30 s TCP keep-alive (DIFFERENCES.md).
+        tracing::info!(
+            "--keepalive={:?}: connections to the API server use a 30s TCP keep-alive",
+            args.keepalive
+        );
+    }
     let listen = if args.unix_socket.is_empty() {
         Listen::Tcp(format!("{}:{}", args.address, args.port))
     } else {
@@ -192,7 +200,6 @@ pub(crate) fn run(args: Args) -> ExitCode {
         www,
         filter,
         append_server_path: args.append_server_path,
-        keepalive: args.keepalive,
         header_timeout: None,
         warn_server_path: true,
     };
@@ -321,7 +328,10 @@ mod tests {
     fn empty_reject_lists_compile_to_empty() {
         let a = parse(&["--reject-paths=", "--reject-methods="]);
         let f = complete_filter(&a).unwrap().unwrap();
-        assert!(f.check("POST", "/api/v1/namespaces/a/pods/b/exec", "localhost").is_ok());
+        assert!(
+            f.check("POST", "/api/v1/namespaces/a/pods/b/exec", "localhost")
+                .is_ok()
+        );
         let a = parse(&["--accept-paths=["]);
         let err = complete_filter(&a).unwrap_err();
         assert!(err.to_string().starts_with("Error compiling re: "));

@@ -58,7 +58,6 @@ pub(crate) fn run(args: Args) -> ExitCode {
         www: None,
         filter: Some(filter),
         append_server_path: true,
-        keepalive: Duration::ZERO,
         header_timeout: (!args.header_timeout.is_zero()).then_some(args.header_timeout),
         warn_server_path: false,
     };

@@ -45,8 +45,6 @@ pub(crate) struct Serving {
     pub(crate) www: Option<(PathBuf, String)>,
     pub(crate) filter: Option<Filter>,
     pub(crate) append_server_path: bool,
-    /// `--keepalive`: TCP keep-alive of upgrade connections to the API server.
-    pub(crate) keepalive: Duration,
     pub(crate) header_timeout: Option<Duration>,
     /// Warn, as kubectl, when the kubeconfig server has a path that is dropped.
     pub(crate) warn_server_path: bool,
@@ -91,7 +89,7 @@ async fn serve(
              automatically append the path to each request"
         );
     }
-    let upstream = upstream::connect(&config, serving.keepalive)
+    let upstream = upstream::connect(&config, serving.append_server_path)
         .with_context(|| format!("setting up the client for {}", config.server))?;
     let header_timeout = serving.header_timeout.or(config.request_timeout);
     let running = server::start(ServerConfig {
@@ -100,7 +98,6 @@ async fn serve(
         www: serving.www,
         filter: serving.filter,
         upstream: Arc::from(upstream),
-        append_server_path: serving.append_server_path.then_some(server_path),
         header_timeout,
         shutdown_grace: SHUTDOWN_GRACE,
     })
