@@ -1,77 +1,108 @@
-//! Every address discovery prints, built in one place from `urlgrammar`'s pieces: API proxy
-//! paths, short targets and service origins.
+//! Every address discovery prints for a service or pod port, built by `urlgrammar` (never by
+//! concatenating proxy paths here): the short target, the API proxy path (through the API
+//! server and through a local gateway) and the origin URL.
+//!
+//! Two targets are built per port. The one people type and the origin host leave the scheme
+//! unspecified, because kgate infers `https` for a port named `https` or numbered 443
+//! ([`Target::effective_scheme`]). The API proxy path spells `https:` out, because the API
+//! server infers nothing: without it, it would speak plain HTTP to a TLS port.
 
-use percent_encoding::utf8_percent_encode;
-use urlgrammar::{Scheme, join_scheme_name_port};
+use urlgrammar::{ContextLabel, Kind, Port, Rest, Scheme, Target};
 
-use crate::PATH_SEGMENT;
-use crate::urls::GatewayAddr;
-
-/// The kind of object a proxy address names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Service,
-    Pod,
+/// The addresses of one port; `None` where the grammar cannot represent the object (a pod
+/// whose name holds a `.` has no origin host, for example).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Addresses {
+    pub(crate) short: Option<String>,
+    pub(crate) api_path: Option<String>,
+    pub(crate) gateway_url: Option<String>,
+    pub(crate) origin_url: Option<String>,
 }
 
-impl Kind {
-    fn resource(self) -> &'static str {
-        match self {
-            Kind::Service => "services",
-            Kind::Pod => "pods",
-        }
-    }
-
-    fn short(self) -> &'static str {
-        match self {
-            Kind::Service => "svc",
-            Kind::Pod => "pod",
-        }
-    }
+/// Where a local gateway listens, for gateway and origin URLs.
+pub(crate) struct Local<'a> {
+    pub(crate) port: u16,
+    pub(crate) context: Option<&'a ContextLabel>,
 }
 
-/// `/api/v1/namespaces/<ns>/<services|pods>/[https:]<name>[:<port>]/proxy/`, with the
-/// `[scheme:]name[:port]` segment joined as apimachinery's `JoinSchemeNamePort`.
-pub(crate) fn proxy_path(kind: Kind, ns: &str, name: &str, https: bool, port: &str) -> String {
-    let scheme = if https {
-        Scheme::Https
-    } else {
-        Scheme::Unspecified
-    };
-    let segment = join_scheme_name_port(scheme, name, port);
-    format!(
-        "/api/v1/namespaces/{}/{}/{}/proxy/",
-        utf8_percent_encode(ns, PATH_SEGMENT),
-        kind.resource(),
-        utf8_percent_encode(&segment, PATH_SEGMENT)
-    )
-}
-
-/// `svc/<ns>/<name>[:<port>]`.
-pub(crate) fn short_target(kind: Kind, ns: &str, name: &str, port: &str) -> String {
-    if port.is_empty() {
-        format!("{}/{ns}/{name}", kind.short())
-    } else {
-        format!("{}/{ns}/{name}:{port}", kind.short())
-    }
-}
-
-/// `http://[<port>.]<name>.<ns>.<svc|pod>.localhost:<gateway port>/`: the object's own origin on
-/// a local gateway. Without a port the gateway picks the object's only port.
-pub(crate) fn origin_url(
+/// Builds the addresses of `port` of `kind` `ns/name`. `origin_port` is `None` when the object
+/// has a single port, whose origin needs no port label.
+pub(crate) fn addresses(
     kind: Kind,
     ns: &str,
     name: &str,
-    port: Option<&str>,
-    gateway: &GatewayAddr,
-) -> String {
-    let port_label = port
-        .map(|p| format!("{}.", p.to_ascii_lowercase()))
-        .unwrap_or_default();
-    format!(
-        "{}://{port_label}{name}.{ns}.{}.localhost:{}/",
-        gateway.scheme,
-        kind.short(),
-        gateway.port
-    )
+    port: &str,
+    https: bool,
+    single_port: bool,
+    local: &Local<'_>,
+) -> Addresses {
+    let Ok(port) = Port::parse(port) else {
+        return Addresses::default();
+    };
+    let Ok(plain) = Target::new(kind, Some(ns), name) else {
+        return Addresses::default();
+    };
+    let typed = plain.clone().with_port(Some(port));
+    let explicit = if https && typed.scheme() == Scheme::Unspecified {
+        typed.clone().with_scheme(Scheme::Https)
+    } else {
+        typed.clone()
+    };
+    let origin_target = if single_port { plain } else { typed.clone() };
+    let root = Rest::root();
+    Addresses {
+        short: Some(typed.short(&Rest::default())),
+        api_path: Some(explicit.api_path(&root)),
+        gateway_url: explicit
+            .gateway_url(&format!("localhost:{}", local.port), &root)
+            .ok(),
+        origin_url: origin_target
+            .origin_url(local.context, Some(local.port), &root)
+            .ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_is_explicit_in_api_paths_only() {
+        let local = Local {
+            port: 8001,
+            context: None,
+        };
+        let a = addresses(Kind::Service, "web", "shop", "https", true, false, &local);
+        assert_eq!(a.short.as_deref(), Some("svc/web/shop:https"));
+        assert_eq!(
+            a.api_path.as_deref(),
+            Some("/api/v1/namespaces/web/services/https:shop:https/proxy/")
+        );
+        assert_eq!(
+            a.gateway_url.as_deref(),
+            Some("http://localhost:8001/api/v1/namespaces/web/services/https:shop:https/proxy/")
+        );
+        assert_eq!(
+            a.origin_url.as_deref(),
+            Some("http://https.shop.web.svc.localhost:8001/")
+        );
+    }
+
+    #[test]
+    fn unrepresentable_parts_are_none() {
+        let local = Local {
+            port: 8001,
+            context: None,
+        };
+        let a = addresses(Kind::Pod, "db", "web-0.web", "8080", false, true, &local);
+        assert_eq!(
+            a.api_path.as_deref(),
+            Some("/api/v1/namespaces/db/pods/web-0.web:8080/proxy/")
+        );
+        assert_eq!(a.origin_url, None);
+        assert_eq!(
+            addresses(Kind::Service, "ns", "Bad_Name", "80", false, true, &local),
+            Addresses::default()
+        );
+    }
 }

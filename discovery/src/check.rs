@@ -360,6 +360,11 @@ fn format_latency(ms: f64) -> String {
     }
 }
 
+/// The current time as RFC 3339 (UTC), for the header of each `--watch` round.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
 /// The report as one line of JSON (for `-o json`, and one line per round with `--watch`).
 pub fn render_json(report: &CheckReport) -> Result<String, serde_json::Error> {
     let mut s = serde_json::to_string(report)?;

@@ -55,14 +55,18 @@ pub enum TransportError {
 }
 
 /// `GET` on the Kubernetes API server with the user's credentials.
-pub trait KubeApi: Send + Sync {
+///
+/// The future is not required to be `Send`: the commands run it on the current task, and
+/// `auth::ApiClient::send` is not `Send` today (its OIDC refresh holds a non-`Sync` URL
+/// serializer across an `.await`).
+pub trait KubeApi: Sync {
     /// Sends `GET <path_and_query>` (an absolute path beginning with `/`, already encoded) to
     /// the API server and reads at most `max_body` bytes of the body.
     fn get(
         &self,
         path_and_query: &str,
         max_body: usize,
-    ) -> impl Future<Output = Result<ApiResponse, TransportError>> + Send;
+    ) -> impl Future<Output = Result<ApiResponse, TransportError>>;
 }
 
 /// Which namespaces to list.

@@ -140,18 +140,20 @@ pub fn render_index(services: &[ServiceInfo], opts: &IndexOptions) -> String {
         };
         let search =
             format!("{} {} {} {}", e.namespace, e.name, e.port, e.port_name).to_lowercase();
+        // The API proxy path, relative to the page, so it works whatever host reached it.
         let api_path = e
             .gateway_url
-            .split_once("://")
+            .as_deref()
+            .and_then(|u| u.split_once("://"))
             .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
-            .unwrap_or("/");
+            .unwrap_or("");
         let _ = writeln!(
             html,
             "<tr data-search=\"{search}\"><td><a href=\"{origin}\">{name}</a></td><td>{port}{scheme}</td>\
              <td class=\"ready {class}\" title=\"{ready} of {total} endpoints ready\">{ready}/{total}</td>\
              <td><a href=\"{api}\"><code>{api_text}</code></a></td></tr>",
             search = escape(&search),
-            origin = escape(&e.origin_url),
+            origin = escape(e.origin_url.as_deref().unwrap_or(api_path)),
             name = escape(&e.name),
             port = escape(&port),
             scheme = if e.scheme == "https" { " (https)" } else { "" },

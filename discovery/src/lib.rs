@@ -17,6 +17,7 @@ mod client;
 pub mod cluster_info;
 pub mod expr;
 pub mod index;
+mod kube;
 mod model;
 pub mod urls;
 

@@ -7,7 +7,9 @@
 
 use serde::Serialize;
 
-use crate::addr::{self, Kind};
+use urlgrammar::{ContextLabel, Kind};
+
+use crate::addr::{Addresses, Local, addresses};
 use crate::model::{PodInfo, ServiceInfo};
 
 /// Where the addresses point.
@@ -20,21 +22,22 @@ pub struct UrlOptions {
     pub gateway: GatewayAddr,
 }
 
-/// A local gateway's listening address, as `scheme://host:port`.
+/// A local gateway's listener: `http://localhost:<port>`, and the context label its origin
+/// hosts carry when it serves several clusters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayAddr {
-    /// `http` or `https`.
-    pub scheme: String,
     /// The port the gateway listens on.
     pub port: u16,
+    /// The context label in origin hosts, when several clusters are served.
+    pub context: Option<ContextLabel>,
 }
 
 impl Default for GatewayAddr {
-    /// `kubectl proxy`'s default listener, `http://localhost:8001`.
+    /// `kubectl proxy`'s default listener, port 8001, one cluster.
     fn default() -> Self {
         GatewayAddr {
-            scheme: "http".to_owned(),
             port: 8001,
+            context: None,
         }
     }
 }
@@ -66,6 +69,9 @@ impl Default for GatewayAddr {
 /// `kind` is `service` or `pod`; `portName` is `""` for an unnamed port; `scheme` is the scheme
 /// the API server uses to reach the endpoint (`https` for a port named `https` or numbered 443);
 /// `ready`/`total` count endpoints (for a pod: 1 if its `Ready` condition is true, out of 1).
+/// `target`, `apiProxyUrl`, `gatewayUrl` and `originUrl` are `null` when kgate's address
+/// grammar cannot represent the object (a pod whose name holds a `.` has no origin host).
+/// A single-port service's origin has no port label; a multi-port one's names the port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UrlList {
     /// One entry per service port or pod port, sorted.
@@ -91,13 +97,13 @@ pub struct UrlEntry {
     /// `http` or `https`: how the API server reaches the endpoint.
     pub scheme: &'static str,
     /// The short target kgate's commands accept (`svc/<ns>/<name>:<port>`).
-    pub target: String,
+    pub target: Option<String>,
     /// Through the API server directly (needs the user's credentials).
-    pub api_proxy_url: String,
+    pub api_proxy_url: Option<String>,
     /// The same path through a local kgate gateway (or `kubectl proxy`).
-    pub gateway_url: String,
+    pub gateway_url: Option<String>,
     /// The service's own origin on a local kgate gateway.
-    pub origin_url: String,
+    pub origin_url: Option<String>,
     /// Ready endpoints.
     pub ready: u32,
     /// All endpoints.
@@ -106,9 +112,33 @@ pub struct UrlEntry {
 
 /// Builds the sorted rows for `services` and `pods`.
 pub fn url_entries(services: &[ServiceInfo], pods: &[PodInfo], opts: &UrlOptions) -> UrlList {
+    let local = Local {
+        port: opts.gateway.port,
+        context: opts.gateway.context.as_ref(),
+    };
+    let server = opts.server.trim_end_matches('/');
     let mut items = Vec::new();
+    let mut push = |kind: Kind, ns: &str, name: &str, row: PortRow<'_>| {
+        let a: Addresses = addresses(kind, ns, name, &row.port_ref, row.https, row.single, &local);
+        items.push(UrlEntry {
+            kind: if kind == Kind::Pod { "pod" } else { "service" },
+            namespace: ns.to_owned(),
+            name: name.to_owned(),
+            port: row.port,
+            port_name: row.port_name.to_owned(),
+            protocol: row.protocol.to_owned(),
+            scheme: if row.https { "https" } else { "http" },
+            target: a.short,
+            // The kubeconfig's server URL may carry a path prefix (Rancher, some gateways);
+            // the API proxy path goes after it, as client-go appends request paths.
+            api_proxy_url: a.api_path.map(|p| format!("{server}{p}")),
+            gateway_url: a.gateway_url,
+            origin_url: a.origin_url,
+            ready: row.ready,
+            total: row.total,
+        });
+    };
     for svc in services {
-        let single = svc.ports.len() == 1;
         for p in &svc.ports {
             // Named ports are addressed by name (what the API server matches endpoints by);
             // an unnamed port by its number, which the API server maps back to the port.
@@ -117,58 +147,41 @@ pub fn url_entries(services: &[ServiceInfo], pods: &[PodInfo], opts: &UrlOptions
             } else {
                 p.name.clone()
             };
-            let https = p.is_https();
-            let path = addr::proxy_path(Kind::Service, &svc.namespace, &svc.name, https, &port_ref);
-            items.push(UrlEntry {
-                kind: "service",
-                namespace: svc.namespace.clone(),
-                name: svc.name.clone(),
-                port: p.port,
-                port_name: p.name.clone(),
-                protocol: p.protocol.clone(),
-                scheme: if https { "https" } else { "http" },
-                target: addr::short_target(Kind::Service, &svc.namespace, &svc.name, &port_ref),
-                api_proxy_url: format!("{}{path}", opts.server.trim_end_matches('/')),
-                gateway_url: format!("{}{path}", gateway_base(&opts.gateway)),
-                origin_url: addr::origin_url(
-                    Kind::Service,
-                    &svc.namespace,
-                    &svc.name,
-                    (!single).then_some(port_ref.as_str()),
-                    &opts.gateway,
-                ),
-                ready: p.readiness.ready,
-                total: p.readiness.total,
-            });
+            push(
+                Kind::Service,
+                &svc.namespace,
+                &svc.name,
+                PortRow {
+                    port_ref,
+                    port: p.port,
+                    port_name: &p.name,
+                    protocol: &p.protocol,
+                    https: p.is_https(),
+                    single: svc.ports.len() == 1,
+                    ready: p.readiness.ready,
+                    total: p.readiness.total,
+                },
+            );
         }
     }
     for pod in pods {
-        let single = pod.ports.len() == 1;
         for p in &pod.ports {
-            let port_ref = p.port.to_string();
-            let https = p.name == "https" || p.port == 443;
-            let path = addr::proxy_path(Kind::Pod, &pod.namespace, &pod.name, https, &port_ref);
-            items.push(UrlEntry {
-                kind: "pod",
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                port: p.port,
-                port_name: p.name.clone(),
-                protocol: "TCP".to_owned(),
-                scheme: if https { "https" } else { "http" },
-                target: addr::short_target(Kind::Pod, &pod.namespace, &pod.name, &port_ref),
-                api_proxy_url: format!("{}{path}", opts.server.trim_end_matches('/')),
-                gateway_url: format!("{}{path}", gateway_base(&opts.gateway)),
-                origin_url: addr::origin_url(
-                    Kind::Pod,
-                    &pod.namespace,
-                    &pod.name,
-                    (!single).then_some(port_ref.as_str()),
-                    &opts.gateway,
-                ),
-                ready: u32::from(pod.ready),
-                total: 1,
-            });
+            // The pod proxy never resolves container port names: always the number.
+            push(
+                Kind::Pod,
+                &pod.namespace,
+                &pod.name,
+                PortRow {
+                    port_ref: p.port.to_string(),
+                    port: p.port,
+                    port_name: &p.name,
+                    protocol: "TCP",
+                    https: p.name == "https" || p.port == 443,
+                    single: pod.ports.len() == 1,
+                    ready: u32::from(pod.ready),
+                    total: 1,
+                },
+            );
         }
     }
     items.sort_by(|a, b| {
@@ -190,8 +203,15 @@ pub fn url_entries(services: &[ServiceInfo], pods: &[PodInfo], opts: &UrlOptions
     UrlList { items }
 }
 
-fn gateway_base(g: &GatewayAddr) -> String {
-    format!("{}://localhost:{}", g.scheme, g.port)
+struct PortRow<'a> {
+    port_ref: String,
+    port: u16,
+    port_name: &'a str,
+    protocol: &'a str,
+    https: bool,
+    single: bool,
+    ready: u32,
+    total: u32,
 }
 
 /// Output formats of `kgate urls`.
@@ -264,19 +284,23 @@ fn render_table(list: &UrlList, wide: bool) -> String {
             name,
             port,
             format!("{}/{}", e.ready, e.total),
-            e.origin_url.clone(),
+            or_dash(&e.origin_url),
         ];
         if wide {
             row.extend([
                 e.scheme.to_owned(),
-                e.target.clone(),
-                e.api_proxy_url.clone(),
-                e.gateway_url.clone(),
+                or_dash(&e.target),
+                or_dash(&e.api_proxy_url),
+                or_dash(&e.gateway_url),
             ]);
         }
         rows.push(row);
     }
     columns(&rows)
+}
+
+fn or_dash(s: &Option<String>) -> String {
+    s.clone().unwrap_or_else(|| "-".to_owned())
 }
 
 /// Left-aligned columns separated by three spaces, as kubectl's tabwriter prints them; the
@@ -398,23 +422,24 @@ mod tests {
             ]
         );
         let api = &list.items[1];
+        let get = |o: &Option<String>| o.clone().unwrap_or_default();
         assert_eq!(
-            api.api_proxy_url,
+            get(&api.api_proxy_url),
             "https://127.0.0.1:6443/api/v1/namespaces/web/services/https:api:443/proxy/"
         );
         assert_eq!(
-            api.gateway_url,
+            get(&api.gateway_url),
             "http://localhost:8001/api/v1/namespaces/web/services/https:api:443/proxy/"
         );
-        assert_eq!(api.origin_url, "http://api.web.svc.localhost:8001/");
+        assert_eq!(get(&api.origin_url), "http://api.web.svc.localhost:8001/");
         let shop_https = &list.items[3];
-        assert_eq!(shop_https.target, "svc/web/shop:https");
+        assert_eq!(get(&shop_https.target), "svc/web/shop:https");
         assert_eq!(
-            shop_https.origin_url,
+            get(&shop_https.origin_url),
             "http://https.shop.web.svc.localhost:8001/"
         );
         assert_eq!(
-            list.items[4].api_proxy_url,
+            get(&list.items[4].api_proxy_url),
             "https://127.0.0.1:6443/api/v1/namespaces/web/pods/shop-0:8080/proxy/"
         );
         assert_eq!((list.items[4].ready, list.items[4].total), (0, 1));
