@@ -609,36 +609,42 @@ fn impersonation_headers(
     Ok(out)
 }
 
+/// The next error in a chain; io::Error's `source()` skips its custom payload, so descend
+/// into that payload explicitly.
+fn next_cause<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    if let Some(io) = error.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+    {
+        return Some(inner);
+    }
+    error.source()
+}
+
 fn find_rustls_error<'a>(
     error: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a rustls::Error> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut current = Some(error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        // io::Error's `source()` skips its custom payload, so look inside explicitly.
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls);
-        }
-        current = e.source();
+        current = next_cause(e);
     }
     None
 }
 
 fn find_io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut current = Some(error);
+    let mut kind = None;
     while let Some(e) = current {
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
+            kind = Some(io.kind());
         }
-        current = e.source();
+        current = next_cause(e);
     }
-    None
+    kind
 }
 
 /// The `message` of a Kubernetes `Status`, else the start of the body.

@@ -170,7 +170,10 @@ mod tests {
         );
         assert!(parse("5 parsecs").is_err());
         assert_eq!(
-            Cli::try_parse_from(["kgate"]).unwrap().kube.request_timeout(),
+            Cli::try_parse_from(["kgate"])
+                .unwrap()
+                .kube
+                .request_timeout(),
             None
         );
     }
