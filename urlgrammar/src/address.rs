@@ -1,18 +1,7 @@
 //! Full URLs and "any address": the entry point for input whose form is not known in advance,
 //! such as the argument of `kgate url parse`.
 //!
-//! ```text
-//! gateway URL = ( "http" | "https" ) "://" <authority> <API proxy path> [ "#" <fragment> ]
-//! origin URL  = ( "http" | "https" ) "://" <origin host> [ ":" <port> ] [ <path> ] [ "?" <query> ] [ "#" <fragment> ]
-//! ```
-//!
-//! Contract: URLs are split by hand, not with the `url` crate, because a [`Rest`] must come
-//! back byte for byte and `url` normalises paths. The authority may hold only letters,
-//! digits, `.`, `-`, `_`, `:`, `[` and `]`: user information (`user@host`) and `\` are refused,
-//! since both can make a host look like another one. The fragment is dropped (it is never sent).
-//! A URL whose host is an origin host is an origin URL, whatever its path (on a service origin,
-//! `/api/...` belongs to the service); any other URL must carry an API proxy path, whether its
-//! authority is the gateway (`localhost:8001`) or the API server.
+//! Contract: documented on [`Address`], where `cargo doc` shows it.
 
 use serde::Serialize;
 
@@ -51,6 +40,19 @@ impl Form {
 }
 
 /// A parsed address of any form.
+///
+/// ```text
+/// gateway URL = ( "http" | "https" ) "://" <authority> <API proxy path> [ "#" <fragment> ]
+/// origin URL  = ( "http" | "https" ) "://" <origin host> [ ":" <port> ] [ <path> ] [ "?" <query> ] [ "#" <fragment> ]
+/// ```
+///
+/// Contract: URLs are split by hand, not with the `url` crate, because a [`Rest`] must come
+/// back byte for byte and `url` normalises paths. The authority may hold only letters,
+/// digits, `.`, `-`, `_`, `:`, `[` and `]`: user information (`user@host`) and `\` are refused,
+/// since both can make a host look like another one. The fragment is dropped (it is never sent).
+/// A URL whose host is an origin host is an origin URL, whatever its path (on a service origin,
+/// `/api/...` belongs to the service); any other URL must carry an API proxy path, whether its
+/// authority is the gateway (`localhost:8001`) or the API server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Address {
     /// The form it was written in.
@@ -68,7 +70,8 @@ pub struct Address {
 }
 
 impl Address {
-    /// Parses any address form: an API proxy path (starts with `/`), a URL (has `://`), an
+    /// Parses any address form: an API proxy path (starts with `/`), a URL (starts with
+    /// `<scheme>://`), an
     /// origin host or scheme-less origin URL (its host ends in `.localhost`), else a short
     /// target, which may take `default_namespace`.
     ///
@@ -100,7 +103,13 @@ impl Address {
                 base: None,
             });
         }
-        if input.contains("://") {
+        let has_scheme = input.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        });
+        if has_scheme {
             return Address::parse_url(input);
         }
         let first = input.split(['/', '?']).next().unwrap_or_default();

@@ -1,33 +1,8 @@
 //! Service-origin hosts: each service, pod or node gets a host of its own under `localhost`,
 //! which browsers and curl resolve to loopback by themselves (DESIGN, "Addresses").
 //!
-//! ```text
-//! host    = [ <port> "." ] <name> "." <ns> "." <kind> [ "." <context> ] ".localhost" [ "." ] [ ":" <listen-port> ]   services, pods
-//!         | [ <port> "." ] <name> "." <kind> [ "." <context> ] ".localhost" [ "." ] [ ":" <listen-port> ]          nodes
-//! kind    = [ "http-" | "https-" ] ( "svc" | "pod" | "node" )
-//! ```
-//!
-//! Contract:
-//!
-//! * **Unambiguous.** A parser reads the labels from the right: `localhost`, then either a kind
-//!   label or a context label followed by a kind label. Context labels may therefore not be a
-//!   kind label ([`ContextLabel::new`] refuses them). The kind fixes how many labels come
-//!   before it (two or three for services and pods, one or two for nodes), so the first of
-//!   three (or two, for nodes) is always the port.
-//! * **Scheme.** The kind label carries the scheme as written in the target: `svc` (none),
-//!   `http-svc`, `https-svc`; so every target round-trips. Which scheme an unspecified one
-//!   becomes upstream is [`Target::effective_scheme`]'s business.
-//! * **Case.** Hosts are case-insensitive: parsing lower-cases ASCII first. Kubernetes names
-//!   are lower-case, so nothing is lost.
-//! * **What cannot be represented.** Every part is one DNS label of at most 63 characters. Pod
-//!   and node names are DNS-1123 subdomains: one with a `.` (a StatefulSet pod `web-0.web`, a
-//!   node `ip-10-0-0-1.ec2.internal`), or longer than 63 characters, has no origin host;
-//!   [`Target::origin_host`] says so with a [`BuildError`], and such targets are reached
-//!   through their API path or a dedicated port. Services and namespaces are labels, so every
-//!   service has an origin host. The longest host is 227 characters, under DNS's 253.
-//! * **`Host` header values.** `:port` is accepted and returned ([`OriginHost::port`]), as is
-//!   one trailing `.` (the fully qualified spelling); IP literals and hosts that do not end in
-//!   `.localhost` are not origin hosts.
+//! Contract: the grammar, and what it guarantees, is documented on [`OriginHost`], where
+//! `cargo doc` shows it; `HOSTS.md` beside this crate is the same text for the README.
 
 use std::fmt;
 
@@ -96,6 +71,36 @@ impl fmt::Display for ContextLabel {
 
 /// A parsed origin `Host`: the target, the context label if any, and the port the client
 /// connected to if it sent one.
+///
+/// # Grammar
+///
+/// ```text
+/// host    = [ <port> "." ] <name> "." <ns> "." <kind> [ "." <context> ] ".localhost" [ "." ] [ ":" <listen-port> ]   services, pods
+///         | [ <port> "." ] <name> "." <kind> [ "." <context> ] ".localhost" [ "." ] [ ":" <listen-port> ]          nodes
+/// kind    = [ "http-" | "https-" ] ( "svc" | "pod" | "node" )
+/// ```
+///
+/// Contract:
+///
+/// * **Unambiguous.** A parser reads the labels from the right: `localhost`, then either a kind
+///   label or a context label followed by a kind label. Context labels may therefore not be a
+///   kind label ([`ContextLabel::new`] refuses them). The kind fixes how many labels come
+///   before it (two or three for services and pods, one or two for nodes), so the first of
+///   three (or two, for nodes) is always the port.
+/// * **Scheme.** The kind label carries the scheme as written in the target: `svc` (none),
+///   `http-svc`, `https-svc`; so every target round-trips. Which scheme an unspecified one
+///   becomes upstream is [`Target::effective_scheme`]'s business.
+/// * **Case.** Hosts are case-insensitive: parsing lower-cases ASCII first. Kubernetes names
+///   are lower-case, so nothing is lost.
+/// * **What cannot be represented.** Every part is one DNS label of at most 63 characters. Pod
+///   and node names are DNS-1123 subdomains: one with a `.` (a StatefulSet pod `web-0.web`, a
+///   node `ip-10-0-0-1.ec2.internal`), or longer than 63 characters, has no origin host;
+///   [`Target::origin_host`] says so with a [`BuildError`], and such targets are reached
+///   through their API path or a dedicated port. Services and namespaces are labels, so every
+///   service has an origin host. The longest host is 227 characters, under DNS's 253.
+/// * **`Host` header values.** `:port` is accepted and returned ([`OriginHost::port`]), as is
+///   one trailing `.` (the fully qualified spelling); IP literals and hosts that do not end in
+///   `.localhost` are not origin hosts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OriginHost {
     /// The service, pod or node.

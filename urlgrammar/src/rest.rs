@@ -1,26 +1,7 @@
 //! The rest of a proxied address: the path after `/proxy` and the query, as raw
 //! percent-encoded text.
 //!
-//! Contract: a [`Rest`] is carried byte for byte, never decoded or re-encoded, so the upstream
-//! sees what the client sent. What it may hold is chosen so that no rest can move a request
-//! out of its target's proxy prefix, whoever normalises the URL on the way (a browser, the
-//! `url` crate, Go's `net/url`, the API server's `path.Join`):
-//!
-//! * the path is empty or starts with `/`; it holds printable ASCII only (`!` to `~`) except
-//!   `#`, `?` (which starts the query) and `\` (which WHATWG URL parsers read as `/`): write
-//!   them as `%23`, `%3F`, `%5C`;
-//! * every `%` starts a two-hex-digit escape (Go's `url.Parse`, and so the API server, refuses
-//!   the request otherwise);
-//! * `.` and `..` segments are refused, also when written `%2E` / `%2e` (WHATWG resolves those
-//!   too). The API server would clamp them at the backend's root, but a browser or URL library
-//!   before it would resolve them against the proxy prefix and so change the target;
-//! * `%2F` is allowed and is not a separator here; the API server decodes it, so `a%2Fb`
-//!   reaches the backend as `a/b`. Since it comes after `/proxy`, it cannot change the target;
-//! * empty segments (`//`) are allowed and kept; the API server's `path.Join` collapses them;
-//! * escapes of bytes that are not UTF-8 (`%FF`) are allowed and kept: Go's decoded path may
-//!   hold any bytes;
-//! * the query holds printable ASCII except `#`, and is copied as is (the API server forwards
-//!   `RawQuery` unchanged, §2.6 of the reference).
+//! Contract: see [`Rest`]; the rules are documented there, where `cargo doc` shows them.
 
 use std::fmt;
 
@@ -28,8 +9,28 @@ use serde::Serialize;
 
 use crate::error::{ParseError, Part};
 
-/// The path after `/proxy` and the query, as raw percent-encoded text. See the module docs for
-/// what it may hold.
+/// The path after `/proxy` and the query, as raw percent-encoded text.
+///
+/// Contract: a [`Rest`] is carried byte for byte, never decoded or re-encoded, so the upstream
+/// sees what the client sent. What it may hold is chosen so that no rest can move a request
+/// out of its target's proxy prefix, whoever normalises the URL on the way (a browser, the
+/// `url` crate, Go's `net/url`, the API server's `path.Join`):
+///
+/// * the path is empty or starts with `/`; it holds printable ASCII only (`!` to `~`) except
+///   `#`, `?` (which starts the query) and `\` (which WHATWG URL parsers read as `/`): write
+///   them as `%23`, `%3F`, `%5C`;
+/// * every `%` starts a two-hex-digit escape (Go's `url.Parse`, and so the API server, refuses
+///   the request otherwise);
+/// * `.` and `..` segments are refused, also when written `%2E` / `%2e` (WHATWG resolves those
+///   too). The API server would clamp them at the backend's root, but a browser or URL library
+///   before it would resolve them against the proxy prefix and so change the target;
+/// * `%2F` is allowed and is not a separator here; the API server decodes it, so `a%2Fb`
+///   reaches the backend as `a/b`. Since it comes after `/proxy`, it cannot change the target;
+/// * empty segments (`//`) are allowed and kept; the API server's `path.Join` collapses them;
+/// * escapes of bytes that are not UTF-8 (`%FF`) are allowed and kept: Go's decoded path may
+///   hold any bytes;
+/// * the query holds printable ASCII except `#`, and is copied as is (the API server forwards
+///   `RawQuery` unchanged, §2.6 of the reference).
 ///
 /// ```
 /// use urlgrammar::Rest;

@@ -1,25 +1,6 @@
-//! Short targets, the form people type on the command line:
+//! Short targets, the form people type on the command line.
 //!
-//! ```text
-//! svc/<ns>/<id>[<path>][?<query>]      pod/<ns>/<id>[<path>][?<query>]
-//! svc/<id>[<path>][?<query>]           pod/<id>[<path>][?<query>]      (default namespace)
-//! node/<id>[<path>][?<query>]
-//! <id> = [http: | https:] <name> [:<port>]
-//! ```
-//!
-//! Contract, and how it differs from the API path's `[scheme:]name[:port]`:
-//!
-//! * A leading `http:` or `https:` is always the scheme, also with two parts: `https:grafana`
-//!   is the service `grafana` over https (in an API path it would be the service `https` on
-//!   port `grafana`). A service really named `http` or `https` with a port is written with an
-//!   empty scheme first, as apimachinery allows: `:https:8443`.
-//! * A namespace never holds `:`, so a first segment with a `:` is the id of the
-//!   namespace-less form: `svc/grafana:3000/api/health` takes the default namespace, while
-//!   `svc/monitoring/grafana` is the service `grafana` in `monitoring`. To give a path without
-//!   a namespace and without a port, end the name with an empty port: `svc/grafana:/login`.
-//! * The kinds `service`, `services`, `pods`, `po`, `nodes` and `no` are accepted as kubectl
-//!   accepts them; built targets always use `svc`, `pod` and `node`.
-//! * The path and query are a [`Rest`], with its rules, kept byte for byte.
+//! Contract: the grammar is documented on [`Target::parse_short`], where `cargo doc` shows it.
 
 use crate::error::{ParseError, quoted};
 use crate::rest::Rest;
@@ -29,6 +10,31 @@ use crate::target::{Kind, Port, Target};
 impl Target {
     /// Parses a short target. `default_namespace` is used when the input names none (it is
     /// validated like any namespace); without one such input is an error.
+    ///
+    /// # Grammar
+    ///
+    /// ```text
+    /// svc/<ns>/<id>[<path>][?<query>]      pod/<ns>/<id>[<path>][?<query>]
+    /// svc/<id>[<path>][?<query>]           pod/<id>[<path>][?<query>]      (default namespace)
+    /// node/<id>[<path>][?<query>]
+    /// <id> = [http: | https:] <name> [:<port>]
+    /// ```
+    ///
+    /// Contract, and how it differs from the API path's `[scheme:]name[:port]`:
+    ///
+    /// * A leading `http:` or `https:` is always the scheme, also with two parts: `https:grafana`
+    ///   is the service `grafana` over https (in an API path it would be the service `https` on
+    ///   port `grafana`). A service really named `http` or `https` with a port is written with an
+    ///   empty scheme first, as apimachinery allows: `:https:8443`.
+    /// * A namespace never holds `:`, so a first segment with a `:` is the id of the
+    ///   namespace-less form: `svc/grafana:3000/api/health` takes the default namespace, while
+    ///   `svc/monitoring/grafana` is the service `grafana` in `monitoring`. To give a path without
+    ///   a namespace and without a port, end the name with an empty port: `svc/grafana:/login`.
+    /// * The kinds `service`, `services`, `pods`, `po`, `nodes` and `no` are accepted as kubectl
+    ///   accepts them; built targets always use `svc`, `pod` and `node`.
+    /// * The path and query are a [`Rest`], with its rules, kept byte for byte.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use urlgrammar::{Scheme, Target};
