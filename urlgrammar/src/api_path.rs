@@ -212,3 +212,156 @@ impl<'a> Segments<'a> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Part;
+    use crate::scheme_name_port::Scheme;
+
+    fn parse(path: &str) -> Result<(Target, Rest), ParseError> {
+        Target::parse_api_path(path)
+    }
+
+    fn problem(path: &str) -> String {
+        match parse(path) {
+            Err(ParseError::NotProxyPath { problem, .. }) => problem,
+            other => format!("not a NotProxyPath: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_kind_and_id_shape() -> Result<(), ParseError> {
+        let (t, r) = parse("/api/v1/namespaces/ns/pods/web-0.web:8080/proxy/")?;
+        assert_eq!(
+            (t.kind(), t.name(), t.port(), r.path()),
+            (Kind::Pod, "web-0.web", Some(&Port::Number(8080)), "/")
+        );
+        let (t, _) = parse("/api/v1/namespaces/ns/services/:web:http/proxy")?;
+        assert_eq!(
+            (t.scheme(), t.id()),
+            (Scheme::Unspecified, "web:http".to_owned())
+        );
+        let (t, _) = parse("/api/v1/namespaces/ns/services/web:/proxy")?;
+        assert_eq!((t.port(), t.id()), (None, "web".to_owned()));
+        let (t, _) = parse("/api/v1/nodes/https:n1:/proxy")?;
+        assert_eq!(
+            (t.kind(), t.namespace(), t.scheme()),
+            (Kind::Node, None, Scheme::Https)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn prefix_segments_are_decoded_as_the_api_server_does() -> Result<(), ParseError> {
+        let (t, r) = parse("/api/v1/namespaces/n%73/%73ervices/web%3Ahttp/prox%79/a%2Fb")?;
+        assert_eq!(
+            t.api_path(&r),
+            "/api/v1/namespaces/ns/services/web:http/proxy/a%2Fb"
+        );
+        assert!(problem("/api/v1/namespaces/a%2Fb/services/web/proxy").contains("escaped '/'"));
+        assert!(problem("/api/v1/nodes/n%FF/proxy").contains("not UTF-8"));
+        assert!(matches!(
+            parse("/api/v1/namespaces/ns/services/web%zz/proxy"),
+            Err(ParseError::Invalid {
+                part: Part::ServiceName,
+                ..
+            })
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_structure_says_where() {
+        assert!(problem("api/v1/nodes/n/proxy").contains("does not start with '/'"));
+        assert!(problem("/").contains("found \"\" where \"api\" belongs"));
+        assert!(problem("/api/v2/nodes/n/proxy").contains("found \"v2\" where \"v1\" belongs"));
+        assert!(problem("/api/v1").contains("ends where the \"namespaces\" or \"nodes\" belongs"));
+        assert!(
+            problem("/api/v1/pods").contains("found \"pods\" where \"namespaces\" or \"nodes\"")
+        );
+        assert!(
+            problem("/api/v1/namespaces/ns/endpoints/e/proxy").contains("\"services\" or \"pods\"")
+        );
+        assert!(problem("/api/v1/namespaces/ns/services").contains("ends where the name belongs"));
+        assert!(problem("/api/v1/namespaces/ns/services/web").contains("ends where the \"proxy\""));
+        assert!(problem("/api/v1/namespaces/ns/services/web/proxyx").contains("found \"proxyx\""));
+        assert!(problem("/api/v1/nodes/n/status").contains("found \"status\""));
+        assert!(problem("//api/v1/nodes/n/proxy").contains("found \"\" where \"api\""));
+    }
+
+    #[test]
+    fn ids_the_api_server_refuses() {
+        for (path, kind, needle) in [
+            (
+                "/api/v1/namespaces/ns/services/ftp:web:21/proxy",
+                Kind::Service,
+                "scheme must be",
+            ),
+            (
+                "/api/v1/namespaces/ns/pods/a:b:c:d/proxy",
+                Kind::Pod,
+                "more than three",
+            ),
+            ("/api/v1/nodes/:80/proxy", Kind::Node, "name is empty"),
+            ("/api/v1/nodes/http::/proxy", Kind::Node, "name is empty"),
+        ] {
+            match parse(path) {
+                Err(e @ ParseError::SchemeNamePort { kind: k, .. }) => {
+                    assert_eq!(k, kind);
+                    let msg = e.to_string();
+                    assert!(msg.starts_with(&format!("invalid {kind} request")), "{msg}");
+                    assert!(msg.contains(needle), "{msg}");
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse("/api/v1/namespaces/ns/services/web:99999/proxy"),
+            Err(ParseError::Invalid {
+                part: Part::PortNumber,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("/api/v1/namespaces/ns/services/web:web--ui/proxy"),
+            Err(ParseError::Invalid {
+                part: Part::PortName,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_rest_is_checked() {
+        assert!(matches!(
+            parse("/api/v1/nodes/n/proxy/.."),
+            Err(ParseError::DotSegment { .. })
+        ));
+        assert!(matches!(
+            parse("/api/v1/nodes/n/proxy/a b"),
+            Err(ParseError::Character { .. })
+        ));
+        assert!(matches!(
+            parse("/api/v1/nodes/n/proxy/%"),
+            Err(ParseError::Escape { .. })
+        ));
+        assert!(matches!(
+            parse("/api/v1/nodes/n/proxy?a#b"),
+            Err(ParseError::Character {
+                part: Part::Query,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn proxy_prefix_has_no_trailing_slash() -> Result<(), ParseError> {
+        assert_eq!(Target::node("n1")?.proxy_prefix(), "/api/v1/nodes/n1/proxy");
+        assert_eq!(
+            Target::pod("ns", "p")?.proxy_prefix(),
+            "/api/v1/namespaces/ns/pods/p/proxy"
+        );
+        Ok(())
+    }
+}

@@ -444,4 +444,27 @@ mod tests {
         assert_eq!(Target::parse_host(&h)?.target, longest);
         Ok(())
     }
+
+    /// The examples of HOSTS.md (copied into the README) parse, and print back the same.
+    #[test]
+    fn hosts_md_examples_parse() -> Result<(), ParseError> {
+        let doc = include_str!("../HOSTS.md");
+        let mut seen = 0;
+        for row in doc.lines().filter(|l| l.starts_with("| `")) {
+            let host = row.split('`').nth(1).unwrap_or_default();
+            let parsed = Target::parse_host(host)?;
+            let (bare, _) = host.rsplit_once(':').unwrap_or((host, ""));
+            assert_eq!(
+                parsed
+                    .target
+                    .origin_host(parsed.context.as_ref())
+                    .ok()
+                    .as_deref(),
+                Some(bare)
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 7);
+        Ok(())
+    }
 }
