@@ -1,6 +1,7 @@
 //! The API server side: TLS and ALPN, authentication and authorization answers, discovery,
 //! lists, gets, selectors and Table output, checked against the real API server's shapes.
 
+#[expect(dead_code, reason = "this test binary uses a subset of the helpers")]
 mod common;
 
 use common::{client_with, get, send, start, status_json, tls_config};

@@ -1,7 +1,9 @@
 //! Test helpers: a started cluster and an HTTPS client (hyper-util + rustls) that trusts its CA.
 
-#![expect(dead_code, reason = "each test binary uses a different subset")]
-#![expect(clippy::unwrap_used, reason = "test helpers: a failure here is a test failure")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure here is a test failure"
+)]
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
