@@ -22,3 +22,19 @@ pub use client::{
     is_upgrade,
 };
 pub use error::{BuildError, CredentialError, Fault, SendError};
+
+#[cfg(test)]
+mod tests {
+    /// The gateway spawns requests onto a multi-threaded runtime: the client and its futures
+    /// must be `Send`.
+    #[test]
+    fn send_futures_are_send() {
+        fn is_send<T: Send>(_: &T) {}
+        fn check(client: &crate::ApiClient) {
+            is_send(&client.send(http::Request::new(crate::empty_body())));
+            is_send(&client.send_upgrade(http::Request::new(crate::empty_body())));
+            is_send(&client.get_json::<serde_json::Value>("/api"));
+        }
+        let _ = check;
+    }
+}

@@ -137,10 +137,12 @@ impl OidcProvider {
         })?;
         let endpoint = discovery.token_endpoint;
 
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "refresh_token")
+        // Built in one expression: the serializer is not `Send` and must not live across an await.
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
             .append_pair("refresh_token", refresh_token.expose_secret())
-            .append_pair("client_id", &self.config.client_id);
+            .append_pair("client_id", &self.config.client_id)
+            .finish();
         let mut request = http::Request::post(&endpoint)
             .header(
                 http::header::CONTENT_TYPE,
@@ -165,7 +167,7 @@ impl OidcProvider {
             request = request.header(http::header::AUTHORIZATION, value);
         }
         let request = request
-            .body(Full::new(Bytes::from(form.finish())))
+            .body(Full::new(Bytes::from(form)))
             .map_err(|e| self.issuer_error(&endpoint, e.to_string()))?;
         let (status, body) = self.exchange(&endpoint, request).await?;
         if !status.is_success() {
