@@ -3,9 +3,11 @@
 //! Rewritten attributes are exactly those of apimachinery's `atomsToAttrs` table
 //! (`pkg/util/proxy/transport.go`), plus `srcset`/`imagesrcset` and the URL in
 //! `<meta http-equiv="refresh" content>`, which the API server does not rewrite but an app may
-//! have written with the prefix. Each selector carries `[attr*="<prefix>"]`, so lol_html's selector
-//! VM only wakes a handler for attributes that contain the prefix; every other byte of the page,
-//! including tags whose attributes are left alone, is copied from the input verbatim.
+//! have written with the prefix. There is one selector per element: `tag[attr*="<prefix>"]` for
+//! elements with one URL attribute (lol_html's selector VM then wakes the handler only for values
+//! that contain the prefix), the bare tag name for the few with several; either way only values
+//! containing the prefix are touched. Every other byte of the page, including tags left alone,
+//! is copied from the input verbatim.
 //!
 //! Memory: lol_html keeps at most one partial token plus what a matching tag needs; that is capped
 //! by `MemorySettings::with_max_allowed_memory_usage` (from
@@ -83,11 +85,11 @@ impl OutputSink for SharedSink {
 
 impl SharedSink {
     fn take(&self) -> Bytes {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .split()
-            .freeze()
+        let mut out = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let taken = out.split().freeze();
+        // Room for the next slice's output, so that it is not grown piece by piece.
+        out.reserve(crate::body::MAX_FEED + 4096);
+        taken
     }
 }
 
@@ -177,24 +179,12 @@ fn settings(
         None => settings.with_adjust_charset_on_meta_tag(true),
     };
     for (tag, attrs) in API_SERVER_URL_ATTRIBUTES {
-        for attr in *attrs {
-            settings = settings.append_element_content_handler(attribute_handler(
-                ctx,
-                tag,
-                attr,
-                prefix,
-                unprefix_url,
-            ));
-        }
-    }
-    for (tag, attr) in SRCSET_ATTRIBUTES {
-        settings = settings.append_element_content_handler(attribute_handler(
-            ctx,
-            tag,
-            attr,
-            prefix,
-            unprefix_srcset,
-        ));
+        let srcset = SRCSET_ATTRIBUTES
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, a)| *a);
+        settings = settings
+            .append_element_content_handler(element_handler(ctx, tag, attrs, srcset, prefix));
     }
     let c = ctx.clone();
     settings.append_element_content_handler(element!(
@@ -220,25 +210,39 @@ type ElementHandlers = (
     lol_html::send::ElementContentHandlers<'static>,
 );
 
-fn attribute_handler(
+/// One selector per element keeps lol_html's selector VM short (it tries every selector on
+/// every start tag). An element with one URL attribute is matched only when that attribute holds
+/// the prefix; one with several is matched by name and its attributes checked here.
+fn element_handler(
     ctx: &ShapeContext,
     tag: &'static str,
-    attr: &'static str,
+    attrs: &'static [&'static str],
+    srcset: Option<&'static str>,
     prefix: &str,
-    unprefix: fn(&str, &ShapeContext) -> Option<String>,
 ) -> ElementHandlers {
+    let selector = match (attrs, srcset) {
+        ([attr], None) => format!("{tag}[{attr}*=\"{prefix}\"]"),
+        _ => (*tag).to_owned(),
+    };
     let ctx = ctx.clone();
-    element!(
-        // The prefix is validated to hold no `"` or `\`, so it is a plain CSS string.
-        format!("{tag}[{attr}*=\"{prefix}\"]"),
-        move |el: &mut lol_html::send::Element<'_, '_>| {
-            if let Some(new) = el.get_attribute(attr).and_then(|v| unprefix(&v, &ctx)) {
+    element!(selector, move |el: &mut lol_html::send::Element<'_, '_>| {
+        let prefix = ctx.prefix().as_str();
+        let url_attrs = attrs.iter().map(|a| (*a, unprefix_url as Unprefix));
+        let srcset_attrs = srcset.map(|a| (a, unprefix_srcset as Unprefix));
+        for (attr, unprefix) in url_attrs.chain(srcset_attrs) {
+            let new = el
+                .get_attribute(attr)
+                .filter(|v| v.contains(prefix))
+                .and_then(|v| unprefix(&v, &ctx));
+            if let Some(new) = new {
                 el.set_attribute(attr, &new)?;
             }
-            Ok(())
         }
-    )
+        Ok(())
+    })
 }
+
+type Unprefix = fn(&str, &ShapeContext) -> Option<String>;
 
 #[cfg(test)]
 mod tests {

@@ -17,9 +17,8 @@ use crate::context::ShapeContext;
 /// Un-prefixes one URL (an attribute value or `Location`). `None` when it is left unchanged.
 pub fn unprefix_url(value: &str, ctx: &ShapeContext) -> Option<String> {
     let prefix = ctx.prefix().as_str();
-    if !value.contains(prefix) {
-        return None;
-    }
+    // No substring search first: the classification below only looks at the value's start,
+    // and the HTML stage's selectors have already checked that the prefix occurs.
     let path = same_origin_path(value, ctx)?;
     let after = path.strip_prefix(prefix)?;
     match after.as_bytes().first() {
