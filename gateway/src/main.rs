@@ -39,6 +39,12 @@ enum Command {
     Url(cmd::url::UrlCommand),
     /// Start a simulated cluster with sample services, and the gateway in front of it.
     Demo(cmd::demo::Args),
+    /// Print the addresses of the control plane and cluster services, as `kubectl cluster-info`.
+    ClusterInfo(cmd::cluster_info::Args),
+    /// List every service port with its scheme, proxy URLs, origin URL and readiness.
+    Urls(cmd::urls::Args),
+    /// Check services through the API server: status, JSON and body expectations.
+    Check(cmd::check::Args),
     /// Run the gateway with kgate's own defaults (API passthrough; service origins).
     Serve(cmd::serve::Args),
 }
@@ -51,6 +57,9 @@ fn main() -> ExitCode {
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Url(command) => cmd::url::run(command),
         Command::Demo(args) => cmd::demo::run(args),
+        Command::ClusterInfo(args) => cmd::cluster_info::run(args),
+        Command::Urls(args) => cmd::urls::run(args),
+        Command::Check(args) => cmd::check::run(args),
         Command::Serve(args) => cmd::serve::run(args),
     }
 }
