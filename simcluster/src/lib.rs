@@ -539,3 +539,54 @@ impl SimCluster {
         self.tasks.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_handles_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<SimCluster>();
+        send_sync::<SimClusterBuilder>();
+    }
+
+    #[test]
+    fn mapping_syntax() {
+        let m = ServiceMapping::parse("monitoring/grafana:3000=http://127.0.0.1:3000").unwrap();
+        assert_eq!(
+            (
+                m.namespace.as_str(),
+                m.name.as_str(),
+                m.port.as_deref(),
+                m.url.as_str()
+            ),
+            (
+                "monitoring",
+                "grafana",
+                Some("3000"),
+                "http://127.0.0.1:3000"
+            )
+        );
+        assert_eq!(ServiceMapping::parse("a/b=http://x").unwrap().port, None);
+        for bad in [
+            "a/b",
+            "ab=http://x",
+            "A/b=http://x",
+            "a/-b=http://x",
+            "/b=http://x",
+        ] {
+            assert!(ServiceMapping::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_output_has_no_secrets() {
+        let b = SimCluster::builder()
+            .token("alice", "sekrit-token")
+            .basic("bob", "sekrit-pw");
+        let text = format!("{b:?}");
+        assert!(!text.contains("sekrit"), "{text}");
+        assert!(text.contains("alice") && text.contains("bob"));
+    }
+}

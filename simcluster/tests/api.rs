@@ -408,3 +408,11 @@ async fn watch_sends_current_objects() {
             .any(|l| l["object"]["metadata"]["name"] == "kube-system")
     );
 }
+
+#[tokio::test]
+async fn debug_output_redacts_the_admin_token() {
+    let (cluster, _) = start().await;
+    let text = format!("{cluster:?}");
+    assert!(!text.contains(cluster.admin_token()), "{text}");
+    assert!(cluster.kubeconfig_yaml().contains(cluster.admin_token()));
+}
