@@ -18,6 +18,27 @@
 //!    errors are [`ShapeBodyError`]). For responses without a body worth shaping (upgrades),
 //!    [`shape_response_headers`] un-prefixes the headers alone.
 //!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
+//! use rewrite::{ShapeContext, shape_response};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let prefix = "/api/v1/namespaces/monitoring/services/grafana/proxy";
+//! let ctx = ShapeContext::new(prefix, "10.96.0.1:443", "grafana.monitoring.svc.localhost:8001")?;
+//! let upstream = http::Response::builder()
+//!     .status(200)
+//!     .header("content-type", "text/html; charset=utf-8")
+//!     .body(Full::new(Bytes::from(format!("<a href=\"{prefix}/login\">in</a>"))))?;
+//! let (mut parts, body) = upstream.into_parts();
+//! let body = shape_response(&mut parts, body, &ctx);
+//! let page = body.collect().await?.to_bytes();
+//! assert_eq!(&page[..], b"<a href=\"/login\">in</a>");
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
+//! ```
+//!
 //! Only API-server-proxied service, pod and node responses need this; the kubectl-style API
 //! passthrough must not be shaped (the client expects the prefix there).
 //!
@@ -145,5 +166,34 @@ impl Body for MemoryBody {
                 .pop_front()
                 .map(|c| Ok(Frame::data(c))),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gateway hands the body to hyper/axum, which need `Send + 'static`.
+    #[test]
+    fn shaped_bodies_are_send() {
+        fn assert_send<T: Send + 'static>(_: &T) {}
+        let ctx = ShapeContext::new("/p/proxy", "a", "b").expect("ctx");
+        let (mut parts, ()) = http::Response::builder()
+            .header("content-type", "text/html")
+            .header("content-encoding", "gzip")
+            .body(())
+            .expect("response")
+            .into_parts();
+        let body = shape_response(&mut parts, http_body_util::Full::new(Bytes::new()), &ctx);
+        assert!(body.is_rewritten());
+        assert_send(&body);
+    }
+
+    #[test]
+    fn chunking_cycles_sizes() {
+        let sizes: Vec<usize> = chunks(b"abcdefghij", &[1, 3, 0]).map(<[u8]>::len).collect();
+        assert_eq!(sizes, [1, 3, 1, 1, 3, 1]);
+        assert_eq!(chunks(b"abc", &[]).count(), 1);
+        assert_eq!(chunks(b"", &[2]).count(), 0);
     }
 }
