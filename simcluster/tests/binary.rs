@@ -1,11 +1,6 @@
 //! The standalone `simcluster` binary: prints where it listens, writes the kubeconfig, maps
 //! `--service`, and refuses a bad mapping with a one-line error.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: a failure here is a test failure"
-)]
-
 use std::process::Stdio;
 use std::time::Duration;
 
