@@ -249,11 +249,13 @@ impl SimClusterBuilder {
         for mapping in &self.mappings {
             apply_mapping(&mut state, mapping).await?;
         }
+        let endpoint_tls = upstream::insecure_client_config()?;
         let shared = Arc::new(server::Shared {
             cluster: RwLock::new(state),
             authn,
             addr,
-            endpoint_tls: upstream::insecure_client_config()?,
+            endpoints: upstream::endpoint_client(endpoint_tls.clone()),
+            endpoint_tls,
         });
         tasks.spawn(server::run(listener, tls, shared.clone()));
         Ok(SimCluster {

@@ -434,32 +434,28 @@ async fn forward(
         Err(e) => return Status::bad_request(format!("invalid path: {e}")).into_response(),
     }
 
-    let tls = (location.scheme == "https").then_some(&shared.endpoint_tls);
-    let io = match crate::upstream::connect(location.addr, tls).await {
-        Ok(io) => io,
-        Err(e) => return unavailable(e),
-    };
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(io)).await {
-        Ok(x) => x,
-        Err(e) => return unavailable(e),
-    };
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let resp = match sender.send_request(out).await {
+    let absolute = format!("{}://{}{}", location.scheme, location.addr, out.uri());
+    match absolute.parse() {
+        Ok(uri) => *out.uri_mut() = uri,
+        Err(e) => return Status::bad_request(format!("invalid path: {e}")).into_response(),
+    }
+    let resp = match shared.endpoints.request(out).await {
         Ok(r) => r,
-        Err(e) => return unavailable(go_transport_error(&e)),
+        Err(e) => return unavailable(go_client_error(&e)),
     };
     shape_response(resp, added_gzip, rewriter).await
 }
 
-/// Go's wording for a backend that closed the connection without an answer.
-fn go_transport_error(e: &hyper::Error) -> String {
-    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-        return "EOF".to_owned();
-    }
+/// Go's wording for a failed round trip: the dial error as Go's dialer words it, `EOF` for a
+/// connection closed before the answer, else the error itself.
+fn go_client_error(e: &hyper_util::client::legacy::Error) -> String {
     let mut source = std::error::Error::source(e);
     while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+        {
+            return "EOF".to_owned();
+        }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return match io.kind() {
                 std::io::ErrorKind::ConnectionReset => "read: connection reset by peer".to_owned(),

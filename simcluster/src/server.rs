@@ -22,6 +22,7 @@ pub(crate) struct Shared {
     pub(crate) authn: Authn,
     pub(crate) addr: SocketAddr,
     pub(crate) endpoint_tls: Arc<rustls::ClientConfig>,
+    pub(crate) endpoints: crate::upstream::EndpointClient,
 }
 
 /// Accepts connections until the task is aborted; connection tasks die with it.
