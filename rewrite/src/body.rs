@@ -244,7 +244,10 @@ where
             let out = if html.bailed_out() {
                 piece
             } else {
-                html.write(&piece)?
+                match html.write(&piece) {
+                    Ok(out) => out,
+                    Err(e) => return fail(e.into(), pending, trailers, finished),
+                }
             };
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(Frame::data(out))));
@@ -256,7 +259,10 @@ where
         }
         if *body_done {
             *finished = true;
-            let out = html.end()?;
+            let out = match html.end() {
+                Ok(out) => out,
+                Err(e) => return fail(e.into(), pending, trailers, finished),
+            };
             if !out.is_empty() {
                 return Poll::Ready(Some(Ok(Frame::data(out))));
             }
@@ -271,10 +277,31 @@ where
                     }
                 }
             },
-            Some(Err(e)) => return Poll::Ready(Some(Err(ShapeBodyError::Upstream(e.into())))),
+            Some(Err(e)) => {
+                return fail(
+                    ShapeBodyError::Upstream(e.into()),
+                    pending,
+                    trailers,
+                    finished,
+                );
+            }
             None => *body_done = true,
         }
     }
+}
+
+/// Reports `error` once and ends the body: later polls return `None` without touching the
+/// upstream body again.
+fn fail(
+    error: ShapeBodyError,
+    pending: &mut Bytes,
+    trailers: &mut Option<HeaderMap>,
+    finished: &mut bool,
+) -> Poll<Option<Result<Frame<Bytes>, ShapeBodyError>>> {
+    *pending = Bytes::new();
+    *trailers = None;
+    *finished = true;
+    Poll::Ready(Some(Err(error)))
 }
 
 fn poll_decoded<B>(
@@ -307,7 +334,13 @@ where
                 let Some(decoded) = buf.get(..n) else {
                     continue;
                 };
-                let out = html.write(decoded)?;
+                let out = match html.write(decoded) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        *finished = true;
+                        return Poll::Ready(Some(Err(e.into())));
+                    }
+                };
                 if !out.is_empty() {
                     return Poll::Ready(Some(Ok(Frame::data(out))));
                 }

@@ -139,5 +139,8 @@ async fn upstream_failures_are_reported_as_upstream_failures() {
             "{headers:?}: {err}"
         );
         assert!(err.to_string().contains("reset by peer"), "{err}");
+        // The error is reported once; the body then ends.
+        drop(tx);
+        assert!(next_data(&mut body).await.is_none(), "{headers:?}");
     }
 }
