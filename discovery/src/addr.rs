@@ -25,8 +25,8 @@ pub(crate) struct Local<'a> {
     pub(crate) context: Option<&'a ContextLabel>,
 }
 
-/// Builds the addresses of `port` of `kind` `ns/name`. `origin_port` is `None` when the object
-/// has a single port, whose origin needs no port label.
+/// Builds the addresses of `port` of `kind` `ns/name`. With `single_port`, the origin has no
+/// port label (the caller decides when the API server's default port is the right one).
 pub(crate) fn addresses(
     kind: Kind,
     ns: &str,

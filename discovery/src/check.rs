@@ -252,7 +252,8 @@ async fn check_one<C: KubeApi>(
                 seconds: opts.timeout.as_secs_f64(),
             }),
         };
-        let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+        // Microsecond precision: more digits are noise, and they clutter the JSON.
+        let latency_ms = (start.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
         let (status, verdict, reason) = match &response {
             Ok(resp) => {
                 let (verdict, reason) = judge(resp, expect);

@@ -48,7 +48,9 @@ label { display: block; color: var(--muted); margin-bottom: .25rem; }
 input { width: 100%; padding: .5rem .75rem; font: inherit; color: var(--fg); background: var(--bg);
   border: 1px solid var(--line); border-radius: 6px; }
 :focus-visible { outline: 2px solid var(--focus); outline-offset: 2px; }
-table { width: 100%; border-collapse: collapse; }
+table { width: 100%; border-collapse: collapse; table-layout: fixed; }
+th:nth-child(1) { width: 26%; } th:nth-child(2) { width: 16%; } th:nth-child(3) { width: 8%; }
+td { overflow-wrap: anywhere; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; }
 a { color: var(--link); }
@@ -232,9 +234,9 @@ mod tests {
         let ks = html.find("<h2 id=\"ns-kube-system\">").unwrap();
         let mon = html.find("<h2 id=\"ns-monitoring\">").unwrap();
         assert!(ks < mon);
-        assert!(
-            html.contains("<a href=\"http://grafana.monitoring.svc.localhost:8001/\">grafana</a>")
-        );
+        assert!(html.contains(
+            "<a href=\"http://http.grafana.monitoring.svc.localhost:8001/\">grafana</a>"
+        ));
         assert!(
             html.contains(
                 "<a href=\"/api/v1/namespaces/monitoring/services/grafana:http/proxy/\">"

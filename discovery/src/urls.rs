@@ -71,7 +71,8 @@ impl Default for GatewayAddr {
 /// `ready`/`total` count endpoints (for a pod: 1 if its `Ready` condition is true, out of 1).
 /// `target`, `apiProxyUrl`, `gatewayUrl` and `originUrl` are `null` when kgate's address
 /// grammar cannot represent the object (a pod whose name holds a `.` has no origin host).
-/// A single-port service's origin has no port label; a multi-port one's names the port.
+/// The origin of a service whose only port is unnamed has no port label (the API server picks
+/// the unnamed port); every other origin names its port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UrlList {
     /// One entry per service port or pod port, sorted.
@@ -157,7 +158,9 @@ pub fn url_entries(services: &[ServiceInfo], pods: &[PodInfo], opts: &UrlOptions
                     port_name: &p.name,
                     protocol: &p.protocol,
                     https: p.is_https(),
-                    single: svc.ports.len() == 1,
+                    // Without a port label the API server picks the *unnamed* port, so only a
+                    // service whose single port is unnamed has a port-less origin.
+                    single: svc.ports.len() == 1 && p.name.is_empty(),
                     ready: p.readiness.ready,
                     total: p.readiness.total,
                 },
@@ -219,7 +222,8 @@ struct PortRow<'a> {
 pub enum UrlFormat {
     /// Columns NAMESPACE, NAME, PORT, READY, URL (the origin URL).
     Table,
-    /// The table plus SCHEME, TARGET, API PROXY URL and GATEWAY URL.
+    /// The table plus PROTOCOL, SCHEME, TARGET, API PROXY URL and GATEWAY URL. The API
+    /// server proxies TCP only; UDP ports are listed so the list is complete.
     Wide,
     /// [`UrlList`] as pretty JSON.
     Json,
@@ -265,7 +269,13 @@ fn render_table(list: &UrlList, wide: bool) -> String {
     let with_kind = list.items.iter().any(|e| e.kind != "service");
     let mut header = vec!["NAMESPACE", "NAME", "PORT", "READY", "URL"];
     if wide {
-        header.extend(["SCHEME", "TARGET", "API PROXY URL", "GATEWAY URL"]);
+        header.extend([
+            "PROTOCOL",
+            "SCHEME",
+            "TARGET",
+            "API PROXY URL",
+            "GATEWAY URL",
+        ]);
     }
     let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(str::to_owned).collect()];
     for e in &list.items {
@@ -288,6 +298,7 @@ fn render_table(list: &UrlList, wide: bool) -> String {
         ];
         if wide {
             row.extend([
+                e.protocol.clone(),
                 e.scheme.to_owned(),
                 or_dash(&e.target),
                 or_dash(&e.api_proxy_url),
@@ -450,7 +461,7 @@ mod tests {
         let table = render_urls(&sample(), UrlFormat::Table).unwrap();
         let expected = "\
 NAMESPACE     NAME                            PORT         READY   URL
-kube-system   service/elasticsearch-logging   9200/db      1/1     http://elasticsearch-logging.kube-system.svc.localhost:8001/
+kube-system   service/elasticsearch-logging   9200/db      1/1     http://db.elasticsearch-logging.kube-system.svc.localhost:8001/
 web           service/api                     443          1/1     http://api.web.svc.localhost:8001/
 web           service/shop                    80           2/2     http://80.shop.web.svc.localhost:8001/
 web           service/shop                    8443/https   0/2     http://https.shop.web.svc.localhost:8001/
