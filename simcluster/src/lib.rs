@@ -8,6 +8,28 @@
 //! behaviour and its source). Services are backed by real HTTP servers on loopback ports, or by
 //! any local process with [`SimClusterBuilder::map_service`].
 //!
+//! # Differences from a real kube-apiserver
+//!
+//! Kept on purpose small, and listed so tests do not rely on them:
+//! * Pod and endpoint IPs are `127.0.0.1` (all pods share it; the real pod proxy refuses
+//!   non-global-unicast IPs with `400 address not allowed`, this one allows loopback). The node's
+//!   address is `127.0.0.1` too, and its kubelet is a small HTTPS app (`/healthz`, `/pods`,
+//!   `/metrics`, `/configz`).
+//! * Services resolve through Endpoints as every release up to 1.36 does (the `targetRef` check
+//!   included); the 2026 EndpointSlice port (kubernetes#134860) is not simulated.
+//! * Read-only: create, update, patch and delete of objects answer 405. Watches send the current
+//!   objects and then stay quiet. No `/openapi`, no aggregated discovery (clients fall back to
+//!   the legacy documents, as kubectl does), no protobuf, no impersonation (the `Impersonate-*`
+//!   headers are removed before proxying, not acted on), no `Audit-Id`/priority-and-fairness
+//!   headers. Basic auth is accepted although Kubernetes removed it in 1.19.
+//! * HTML rewriting changes only the URL attributes it rewrites; Go's tokenizer re-serialises
+//!   every start tag (lower-cased names, `&#34;`-style escaping). Unchanged URLs keep their
+//!   original spelling instead of Go's `url.String()` re-serialisation.
+//! * Upgrades: the 101 head is re-written by hyper from the backend's status and headers rather
+//!   than copied byte for byte; a refused upgrade (≥ 400) is passed back as a parsed response.
+//! * Methods outside `ConnectMethods` on a proxy path answer a 405 `Status`.
+//! * Endpoint connections are HTTP/1.1 only (Go may negotiate h2 with `https` endpoints).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), simcluster::Error> {
 //! let cluster = simcluster::SimCluster::builder().token("alice", "t0k").start().await?;

@@ -203,6 +203,21 @@ async fn kubectl_proxy_in_front() {
         body.contains("no endpoints available for service \\\"offline\\\""),
         "{body}"
     );
+    // A WebSocket through kubectl proxy and the API server to the shop's echo.
+    {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let url = format!("ws://{addr}/api/v1/namespaces/demo/services/shop:http/proxy/ws");
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        ws.send(Message::text("through kubectl proxy"))
+            .await
+            .unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text("through kubectl proxy")
+        );
+        let _ = ws.close(None).await;
+    }
     // kubectl proxy sent the kubeconfig's token; the endpoint never saw it.
     let log = cluster.request_log();
     assert!(log.iter().any(|l| l.service == "demo/shop:http"));
