@@ -558,6 +558,24 @@ impl SimCluster {
             .unwrap_or_default()
     }
 
+    /// Where the endpoint behind `namespace/name`'s port `port_name` (`""` for an unnamed
+    /// port) really listens, to reach an app directly (for example as the "direct" reference
+    /// of a benchmark). `None` for a missing service or port, or a service without endpoints.
+    pub fn endpoint_addr(
+        &self,
+        namespace: &str,
+        name: &str,
+        port_name: &str,
+    ) -> Option<SocketAddr> {
+        let state = self.shared.cluster.read().ok()?;
+        let svc = state.service(namespace, name)?;
+        let ip = svc.endpoint_ip?;
+        svc.ports
+            .iter()
+            .find(|p| p.name == port_name)
+            .map(|p| SocketAddr::new(ip, p.target))
+    }
+
     /// Stops the API server and every app.
     pub async fn shutdown(mut self) {
         self.tasks.shutdown().await;

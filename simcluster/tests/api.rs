@@ -416,3 +416,22 @@ async fn debug_output_redacts_the_admin_token() {
     assert!(!text.contains(cluster.admin_token()), "{text}");
     assert!(cluster.kubeconfig_yaml().contains(cluster.admin_token()));
 }
+
+#[tokio::test]
+async fn endpoint_addresses_reach_apps_directly() {
+    let (cluster, _) = start().await;
+    let es = cluster
+        .endpoint_addr("kube-system", "elasticsearch-logging", "")
+        .unwrap();
+    assert!(es.ip().is_loopback());
+    let mut tcp = tokio::net::TcpStream::connect(es).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(b"GET /_cluster/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    tcp.read_to_string(&mut out).await.unwrap();
+    assert!(out.contains("\"status\":\"green\""), "{out}");
+    assert!(cluster.endpoint_addr("demo", "offline", "http").is_none());
+    assert!(cluster.endpoint_addr("demo", "shop", "nope").is_none());
+}
