@@ -371,6 +371,25 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_bytes_around_the_prefix_never_fail_and_never_depend_on_chunking(
+        parts in prop::collection::vec(
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..24),
+                Just(P.as_bytes().to_vec()),
+                Just(b"<a href=\"".to_vec()),
+                Just(b"<img srcset='".to_vec()),
+            ],
+            0..24,
+        ),
+        chunking in chunking(),
+    ) {
+        let input = parts.concat();
+        let whole = rewrite_all(&input, &ctx(), &[]).expect("whole");
+        let split = rewrite_all(&input, &ctx(), &chunking).expect("split");
+        prop_assert_eq!(whole, split);
+    }
+
+    #[test]
     fn gzip_output_does_not_depend_on_chunking(page in page(), chunking in chunking()) {
         let body = encode(Enc::GzipTwoMembers, page.as_bytes());
         let expected = rewrite_all(page.as_bytes(), &ctx(), &[]).expect("whole");
