@@ -56,9 +56,7 @@ pub enum TransportError {
 
 /// `GET` on the Kubernetes API server with the user's credentials.
 ///
-/// The future is not required to be `Send`: the commands run it on the current task, and
-/// `auth::ApiClient::send` is not `Send` today (its OIDC refresh holds a non-`Sync` URL
-/// serializer across an `.await`).
+/// The future is `Send`, so that the gateway can call [`list_services`] from a request handler.
 pub trait KubeApi: Sync {
     /// Sends `GET <path_and_query>` (an absolute path beginning with `/`, already encoded) to
     /// the API server and reads at most `max_body` bytes of the body.
@@ -66,7 +64,7 @@ pub trait KubeApi: Sync {
         &self,
         path_and_query: &str,
         max_body: usize,
-    ) -> impl Future<Output = Result<ApiResponse, TransportError>>;
+    ) -> impl Future<Output = Result<ApiResponse, TransportError>> + Send;
 }
 
 /// Which namespaces to list.
@@ -351,6 +349,16 @@ mod tests {
             ),
             "/apis/discovery.k8s.io/v1/endpointslices"
         );
+    }
+
+    /// The gateway calls these from request handlers, which must be `Send`.
+    #[test]
+    fn listing_futures_are_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let fake = Fake::default();
+        let scope = NamespaceScope::All;
+        assert_send(&list_services(&fake, &scope, None));
+        assert_send(&list_pods(&fake, &scope, Some("app=web")));
     }
 
     #[tokio::test]

@@ -6,7 +6,6 @@
 //! readiness shows, the filter and the keyboard work, that origin and API links resolve to the
 //! services, and writes light and dark screenshots.
 
-
 use std::sync::Arc;
 use std::time::Duration;
 

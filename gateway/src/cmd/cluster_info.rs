@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use discovery::cluster_info::ClusterInfoOutput;
 
 /// Arguments of `kgate cluster-info`.
 #[derive(Debug, clap::Args)]
@@ -14,16 +15,29 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
-    match run_inner(&args) {
-        Ok(code) => ExitCode::from(code),
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    ExitCode::from(run_to(&args, &mut stdout, &mut stderr))
+}
+
+/// Runs the command, writing what kubectl would print to `stdout` and `stderr`; returns the
+/// exit code.
+fn run_to(args: &Args, stdout: &mut impl Write, stderr: &mut impl Write) -> u8 {
+    // Write errors (a closed pipe) cannot be reported anywhere useful; the exit code stands.
+    match run_inner(args) {
+        Ok(out) => {
+            let _ = stdout.write_all(out.stdout.as_bytes());
+            let _ = stderr.write_all(out.stderr.as_bytes());
+            out.exit_code
+        }
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(1)
+            let _ = writeln!(stderr, "error: {err:#}");
+            1
         }
     }
 }
 
-fn run_inner(args: &Args) -> anyhow::Result<u8> {
+fn run_inner(args: &Args) -> anyhow::Result<ClusterInfoOutput> {
     let config = config::ClusterConfig::load(&args.kube).context("loading the kubeconfig")?;
     let client = auth::ApiClient::new(&config, auth::ClientOptions::default())
         .context("setting up the API server client")?;
@@ -32,15 +46,11 @@ fn run_inner(args: &Args) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let out = runtime.block_on(discovery::cluster_info::cluster_info(
+    Ok(runtime.block_on(discovery::cluster_info::cluster_info(
         &client,
         &server,
         args.kube.namespace.as_deref(),
-    ));
-    // Write errors (a closed pipe) cannot be reported anywhere useful; the exit code stands.
-    let _ = std::io::stdout().write_all(out.stdout.as_bytes());
-    let _ = std::io::stderr().write_all(out.stderr.as_bytes());
-    Ok(out.exit_code)
+    )))
 }
 
 /// The server URL as the kubeconfig most likely wrote it: `url` adds a `/` to a URL without a
@@ -65,6 +75,100 @@ mod tests {
     struct Cli {
         #[command(flatten)]
         args: Args,
+    }
+
+    fn output(argv: &[&str]) -> (String, String, u8) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run_to(&Cli::parse_from(argv).args, &mut out, &mut err);
+        (
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+            code,
+        )
+    }
+
+    /// `kgate cluster-info` and `/usr/bin/kubectl cluster-info`, same kubeconfig, same flags:
+    /// the same stdout and exit code, and the same last stderr line (kubectl's klog discovery
+    /// lines before it are documented as not reproduced).
+    #[test]
+    fn equals_kubectl() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let cluster = rt
+            .block_on(simcluster::SimCluster::builder().start())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("config");
+        cluster.write_kubeconfig(&kc).unwrap();
+        let kc = kc.to_str().unwrap_or_default().to_owned();
+        let kubectl = std::path::Path::new("/usr/bin/kubectl");
+        let mut cases = vec![vec!["cluster-info", "--kubeconfig", kc.as_str()]];
+        cases.push(vec![
+            "cluster-info",
+            "--kubeconfig",
+            kc.as_str(),
+            "-n",
+            "monitoring",
+        ]);
+        cases.push(vec![
+            "cluster-info",
+            "--kubeconfig",
+            kc.as_str(),
+            "--namespace=demo",
+        ]);
+        let mut results = Vec::new();
+        for argv in &cases {
+            results.push(output(argv));
+        }
+        drop(cluster);
+        // The same kubeconfig, once nothing listens there.
+        let (out, err, code) = output(&cases[0]);
+        assert_eq!(code, 1);
+        assert!(
+            err.starts_with("The connection to the server 127.0.0.1:"),
+            "{err}"
+        );
+        if !kubectl.exists() {
+            eprintln!(
+                "SKIPPED: /usr/bin/kubectl is not installed; kgate cluster-info not compared with it"
+            );
+            return;
+        }
+        let run_kubectl = |argv: &[&str]| {
+            let o = std::process::Command::new(kubectl)
+                .args(argv)
+                .env("HOME", dir.path())
+                .env_remove("KUBECONFIG")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+            (
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr,
+                o.status.code(),
+            )
+        };
+        let (k_out, k_err, k_code) = run_kubectl(&cases[0]);
+        assert_eq!((out.as_str(), k_code), (k_out.as_str(), Some(1)));
+        assert_eq!(err.lines().last(), k_err.lines().last());
+        // kubectl against the running cluster needs it back: compare those outputs now,
+        // against a second cluster with the same objects.
+        let cluster = rt
+            .block_on(simcluster::SimCluster::builder().start())
+            .unwrap();
+        cluster.write_kubeconfig(dir.path().join("config")).unwrap();
+        for argv in &cases {
+            let ours = output(argv);
+            let theirs = run_kubectl(argv);
+            assert_eq!(
+                (ours.0.as_str(), Some(i32::from(ours.2))),
+                (theirs.0.as_str(), theirs.2),
+                "{argv:?}: {}",
+                theirs.1
+            );
+            assert!(ours.0.contains(" is running at "), "{argv:?}");
+        }
+        assert!(results.iter().all(|r| r.2 == 0));
     }
 
     #[test]
