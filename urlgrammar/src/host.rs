@@ -187,6 +187,16 @@ impl Target {
         let lower = name.to_ascii_lowercase();
         let lower = lower.strip_suffix('.').unwrap_or(&lower);
         let mut labels: Vec<&str> = lower.split('.').collect();
+        // A pod or node name may be a longer subdomain label; in a host it cannot.
+        if let Some(long) = labels.iter().find(|l| l.len() > LABEL_MAX) {
+            return Err(ParseError::Host {
+                host: quoted(host),
+                problem: format!(
+                    "the label {:?} is longer than {LABEL_MAX} characters, the DNS limit",
+                    quoted(long)
+                ),
+            });
+        }
         if labels.pop() != Some(ORIGIN_SUFFIX) {
             return Err(fail("it does not end in .localhost"));
         }
@@ -388,6 +398,10 @@ mod tests {
         assert!(msg("0.web.ns.svc.localhost").contains("port number"));
         assert!(msg("web..svc.localhost").contains("namespace"));
         assert!(msg("web.ns.svc.-x.localhost").contains("context label"));
+        let long = format!("{}.node.localhost", "n".repeat(64));
+        assert!(msg(&long).contains("longer than 63 characters, the DNS limit"));
+        let long = format!("web.{}.pod.localhost", "n".repeat(64));
+        assert!(msg(&long).contains("longer than 63 characters, the DNS limit"));
     }
 
     #[test]

@@ -220,6 +220,43 @@ proptest! {
         }
     }
 
+    /// Every host the parser accepts can be built again (found by fuzzing: pod and node
+    /// names longer than 63 characters used to parse).
+    #[test]
+    fn parsed_hosts_rebuild(labels in prop::collection::vec(prop_oneof![label(), subdomain(), Just("pod".to_owned())], 1..5), ctx in context(), upper in any::<bool>()) {
+        let mut host = labels.join(".");
+        if let Some(ctx) = &ctx {
+            host = format!("{host}.{ctx}");
+        }
+        host.push_str(".localhost");
+        if upper {
+            host = host.to_ascii_uppercase();
+        }
+        if let Ok(parsed) = Target::parse_host(&host) {
+            let built = parsed.target.origin_host(parsed.context.as_ref());
+            let lower = host.to_ascii_lowercase();
+            prop_assert_eq!(built.as_deref().ok(), Some(lower.as_str()));
+        }
+    }
+
+    /// Every address `Address::parse` accepts prints again in its own form and parses back to
+    /// the same target.
+    #[test]
+    fn parsed_addresses_rebuild(t in target(), r in rest(), ctx in context(), form in 0..4usize, noise in urlish()) {
+        let Ok(origin) = t.origin_url(ctx.as_ref(), Some(8001), &r) else { return Ok(()) };
+        let inputs = [t.api_path(&r), t.short(&r), origin.clone(), format!("{origin}{noise}")];
+        let Ok(a) = Address::parse(&inputs[form], None) else { return Ok(()) };
+        let built = match a.form {
+            Form::Api => Ok(a.target.api_path(&a.rest)),
+            Form::Short => Ok(a.target.short(&a.rest)),
+            Form::Gateway => a.target.gateway_url("localhost:8001", &a.rest),
+            Form::Host | Form::Origin => a.target.origin_url(a.context.as_ref(), Some(8001), &a.rest),
+        };
+        let Ok(built) = built else { return Err(TestCaseError::fail(format!("{a:?}: {built:?}"))) };
+        let again = Address::parse(&built, None).map(|b| (b.target, b.context));
+        prop_assert_eq!(again, Ok((a.target, a.context)), "{}", built);
+    }
+
     #[test]
     fn no_parser_panics_on_strings(s in prop_oneof![any::<String>(), urlish()]) {
         let _ = Target::parse_api_path(&s);
