@@ -16,6 +16,26 @@
 //! - Dropping the [`Browser`] kills Chromium's whole process group and removes the profile;
 //!   [`Browser::close`] asks Chromium to exit first, which is gentler.
 //!
+//! - A JavaScript dialog (`alert`, `confirm`) is accepted at once, so it cannot block a test;
+//!   its text is recorded in the console log with level `dialog`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tests::browser::BrowserError> {
+//! use std::time::Duration;
+//! let Some(browser) = tests::browser::Browser::launch().await? else {
+//!     eprintln!("SKIPPED: Chromium is not installed");
+//!     return Ok(());
+//! };
+//! let page = browser.new_page().await?;
+//! page.goto("http://shop.demo.svc.localhost:8001/").await?;
+//! page.wait_for("document.querySelector('#data').textContent.includes('teapot')", Duration::from_secs(5)).await?;
+//! let failed: Vec<_> = page.requests().into_iter().filter(|r| !r.ok()).collect();
+//! assert!(failed.is_empty(), "{failed:#?}");
+//! page.screenshot_png("target/screenshots/shop.png").await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! The flags are the ones that make headless Chromium work as root on a machine whose only
 //! network is loopback: `--no-sandbox` (root), and no background networking, component updates,
 //! sync or QUIC (each otherwise tries to reach Google's hosts at start-up).
@@ -733,6 +753,13 @@ impl PageState {
                     log.loaded.insert(loader.to_owned());
                 }
             }
+            "Page.javascriptDialogOpening" => {
+                log.console.push(ConsoleMessage {
+                    level: "dialog".to_owned(),
+                    source: str_of(&params["type"]),
+                    text: str_of(&params["message"]),
+                });
+            }
             "Inspector.targetCrashed" => log.crashed = true,
             _ => {}
         }
@@ -883,6 +910,36 @@ impl Page {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Clicks the first element matching the CSS `selector` (as `element.click()` does: the
+    /// element's handlers run and a link or submit button navigates). Errors if none matches.
+    pub async fn click(&self, selector: &str) -> Result<()> {
+        let selector_js = Value::from(selector).to_string();
+        let found = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({selector_js}); if (!e) return false; e.click(); return true; }})()"
+            ))
+            .await?;
+        if found == Value::Bool(true) {
+            Ok(())
+        } else {
+            Err(BrowserError::Js {
+                expression: format!("click {selector}"),
+                description: "no element matches the selector".to_owned(),
+            })
+        }
+    }
+
+    /// The `textContent` of the first element matching the CSS `selector`, `None` if none does.
+    pub async fn text(&self, selector: &str) -> Result<Option<String>> {
+        let selector_js = Value::from(selector).to_string();
+        let value = self
+            .eval(&format!(
+                "document.querySelector({selector_js})?.textContent ?? null"
+            ))
+            .await?;
+        Ok(value.as_str().map(str::to_owned))
     }
 
     /// The page's current URL (`location.href`).
@@ -1120,6 +1177,18 @@ impl Conn {
             let Some(session) = value["sessionId"].as_str() else {
                 return;
             };
+            if method == "Page.javascriptDialogOpening" {
+                // Accept at once: an open dialog blocks the page's scripts and our evaluations.
+                // The answer has no waiter and is dropped by the pending-id lookup.
+                let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+                let accept = json!({
+                    "id": id,
+                    "sessionId": session,
+                    "method": "Page.handleJavaScriptDialog",
+                    "params": { "accept": true },
+                });
+                let _ = self.outgoing.send(accept.to_string());
+            }
             let state = lock(&self.sessions).get(session).cloned();
             if let Some(state) = state {
                 state.handle(method, &value["params"]);

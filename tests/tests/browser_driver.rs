@@ -58,6 +58,7 @@ const INDEX: &str = r#"<!doctype html>
 <h1 id="title">Hello from the test server</h1>
 <img id="logo" src="/logo.svg" width="64" height="64">
 <p id="data">waiting</p>
+<a id="go" href="/host">next page</a>
 <script src="/app.js"></script>
 </body></html>"#;
 
@@ -288,6 +289,36 @@ async fn page_loads_assets_runs_fetch_and_logs_the_network() {
             "{errors:#?}"
         );
         assert!(errors.iter().any(|e| e.contains("404")), "{errors:#?}");
+
+        // Helpers for what a person reads and clicks; dialogs cannot block the page.
+        assert_eq!(
+            page.text("#title").await.unwrap().as_deref(),
+            Some("Hello from the test server")
+        );
+        assert_eq!(page.text("#nope").await.unwrap(), None);
+        assert_eq!(page.eval("confirm('sure?')").await.unwrap(), true);
+        assert!(
+            page.console()
+                .iter()
+                .any(|m| m.level == "dialog" && m.text == "sure?"),
+            "{:#?}",
+            page.console()
+        );
+        assert!(matches!(
+            page.click("#nope").await,
+            Err(BrowserError::Js { .. })
+        ));
+        page.click("#go").await.unwrap();
+        page.wait_for(
+            "location.pathname === '/host' && document.readyState === 'complete'",
+            WAIT,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            page.text("#host").await.unwrap(),
+            Some(format!("127.0.0.1:{}", server.port))
+        );
 
         // wait_for gives up with a message that names the condition.
         match page.wait_for("window.neverSet", Duration::from_millis(300)).await {
