@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
@@ -334,8 +335,6 @@ fn watch(kind: Kind, items: Vec<Value>, params: &BTreeMap<String, String>) -> Re
     resp
 }
 
-use futures_util::StreamExt as _;
-
 /// `duration.HumanDuration` (apimachinery `pkg/util/duration`), as the printers' AGE column.
 pub(crate) fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
@@ -397,15 +396,13 @@ fn column(name: &str, ty: &str, format: &str, priority: u8) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": "", "priority": priority})
 }
 
-fn ports_text(item: &Value, port_key: &str, with_target: bool) -> String {
-    let ports: Vec<String> = item[port_key]["ports"]
+/// The `PORT(S)` column of services: `port/protocol`, comma-separated.
+fn ports_text(item: &Value) -> String {
+    let ports: Vec<String> = item["spec"]["ports"]
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|p| {
-                    let _ = with_target;
-                    format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP"))
-                })
+                .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
                 .collect()
         })
         .unwrap_or_default();
@@ -435,7 +432,7 @@ fn row_cells(kind: Kind, item: &Value) -> Vec<Value> {
                 item["spec"]["type"].clone(),
                 item["spec"]["clusterIP"].clone(),
                 json!("<none>"),
-                json!(ports_text(item, "spec", false)),
+                json!(ports_text(item)),
                 json!(age(item)),
                 json!(selector),
             ]

@@ -38,7 +38,9 @@ pub(crate) async fn run(
             accepted = listener.accept() => match accepted {
                 Ok(x) => x,
                 Err(e) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
                     tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },

@@ -105,7 +105,11 @@ pub(crate) async fn spawn_app(
             let tcp = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, _)) => tcp,
-                    Err(_) => continue,
+                    Err(_) => {
+                        // Out of file descriptors or similar: back off instead of spinning.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
                 },
                 Some(_) = conns.join_next(), if !conns.is_empty() => continue,
             };
@@ -150,8 +154,9 @@ pub(crate) async fn spawn_closing_listener(tasks: &mut JoinSet<()>) -> Result<So
         .map_err(|source| Error::Bind { addr, source })?;
     tasks.spawn(async move {
         loop {
-            if let Ok((tcp, _)) = listener.accept().await {
-                drop(tcp);
+            match listener.accept().await {
+                Ok((tcp, _)) => drop(tcp),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             }
         }
     });
