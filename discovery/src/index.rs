@@ -10,6 +10,7 @@
 
 use std::fmt::Write as _;
 
+use crate::client::{KubeApi, ListError, NamespaceScope, list_services};
 use crate::model::ServiceInfo;
 use crate::urls::{GatewayAddr, UrlOptions, url_entries};
 
@@ -178,6 +179,14 @@ pub fn render_index(services: &[ServiceInfo], opts: &IndexOptions) -> String {
     html
 }
 
+/// Lists every service (all namespaces, with readiness) through `client` and renders the page:
+/// what the gateway's index route serves. A listing error is returned for the gateway to turn
+/// into its own error page.
+pub async fn index_page<C: KubeApi>(client: &C, opts: &IndexOptions) -> Result<String, ListError> {
+    let services = list_services(client, &NamespaceScope::All, None).await?;
+    Ok(render_index(&services, opts))
+}
+
 /// Escapes text for HTML element content and double-quoted attributes.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -249,6 +258,29 @@ mod tests {
             !html.contains("src=\"http") && !html.contains("<link"),
             "no external assets"
         );
+    }
+
+    #[tokio::test]
+    async fn index_page_lists_every_namespace() {
+        let fake = crate::client::fake::Fake::default()
+            .with(
+                "/api/v1/services",
+                200,
+                serde_json::json!({"items": [{"metadata": {"name": "web", "namespace": "shop"},
+                                          "spec": {"ports": [{"port": 80}]}}]}),
+            )
+            .with(
+                "/apis/discovery.k8s.io/v1/endpointslices",
+                200,
+                serde_json::json!({"items": []}),
+            );
+        let html = index_page(&fake, &IndexOptions::default()).await.unwrap();
+        assert!(
+            html.contains("<a href=\"http://web.shop.svc.localhost:8001/\">web</a>"),
+            "{html}"
+        );
+        let empty = crate::client::fake::Fake::default();
+        assert!(index_page(&empty, &IndexOptions::default()).await.is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! - [`urls`]: `kgate urls`, every service (and pod) port with its scheme, API proxy URL,
 //!   gateway URL, origin URL and readiness, as a table, JSON or YAML ([`urls::UrlList`] is the
 //!   documented JSON shape);
-//! - [`index`]: the HTML index page a running gateway serves;
+//! - [`index`]: the HTML index page a running gateway serves ([`index::index_page`] lists and
+//!   renders in one call; [`index::render_index`] is the pure renderer);
 //! - [`check`]: `kgate check`, health checks through the API server's proxy verb with
 //!   expectations on status, JSON ([`expr`]) and body, retries, timeouts and parallelism.
 //!
