@@ -280,18 +280,7 @@ pub(crate) async fn serve(
     let loc_path = join_preserving_trailing_slash(&subpath(&info));
     let client_host = request_host(&req);
 
-    // The authentication filter deleted the credential; the impersonation filter deletes
-    // `Impersonate-*` once it has acted on them.
-    let headers = req.headers_mut();
-    headers.remove(header::AUTHORIZATION);
-    let impersonate: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("impersonate-"))
-        .cloned()
-        .collect();
-    for k in impersonate {
-        headers.remove(k);
-    }
+    strip_credentials(req.headers_mut());
 
     if is_upgrade(req.headers()) {
         return upgrade(&shared, req, &location, &loc_path, &client_host, peer).await;
@@ -303,19 +292,8 @@ pub(crate) async fn serve(
     if !path.ends_with('/') && decoded_path.ends_with('/') {
         path.push('/');
     }
-    // proxyRedirectsforRootPath: GET/HEAD on an empty path → 301 to the path plus `/`.
     if path.is_empty() && (req.method() == Method::GET || req.method() == Method::HEAD) {
-        let mut target = format!("{decoded_path}/");
-        if let Some(q) = query.as_deref().filter(|q| !q.is_empty()) {
-            target.push('?');
-            target.push_str(q);
-        }
-        let mut resp = http::Response::new(empty());
-        *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
-        if let Ok(v) = HeaderValue::from_str(&target) {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
-        return resp;
+        return root_redirect(&decoded_path, query.as_deref());
     }
 
     // defaultProxyTransport: PathPrepend = request path minus the backend path.
@@ -345,6 +323,36 @@ pub(crate) async fn serve(
         &rewriter,
     )
     .await
+}
+
+/// The authentication filter deleted the credential; the impersonation filter deletes
+/// `Impersonate-*` once it has acted on them.
+fn strip_credentials(headers: &mut HeaderMap) {
+    headers.remove(header::AUTHORIZATION);
+    let impersonate: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("impersonate-"))
+        .cloned()
+        .collect();
+    for k in impersonate {
+        headers.remove(k);
+    }
+}
+
+/// `proxyRedirectsforRootPath`: GET/HEAD on an empty path → 301 to the request path plus `/`
+/// and the query, with no body.
+fn root_redirect(decoded_path: &str, query: Option<&str>) -> Resp {
+    let mut target = format!("{decoded_path}/");
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut resp = http::Response::new(empty());
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
 }
 
 /// The `Host` the client addressed the API server with (`req.Host` in Go).
