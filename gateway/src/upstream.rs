@@ -35,23 +35,79 @@ pub(crate) trait Upstream: Send + Sync + 'static {
     fn server(&self) -> &str;
 }
 
+/// The API server through `auth::ApiClient`.
+struct ApiUpstream {
+    client: auth::ApiClient,
+    server: String,
+    /// `auth::ApiClient::send`'s future is not `Send` (the OIDC refresh holds a
+    /// `form_urlencoded::Serializer` across an await), so it runs on threads of its own, each
+    /// with a local task set; the response (which is `Send`) comes back here. The tasks are
+    /// aborted when the client goes away. Remove once `send` is `Send`.
+    pinned: tokio_util::task::LocalPoolHandle,
+}
+
+impl ApiUpstream {
+    fn spawn(
+        &self,
+        req: Request<Body>,
+        upgrade: bool,
+    ) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
+        let client = self.client.clone();
+        let server = self.server.clone();
+        let task = self.pinned.spawn_pinned(move || async move {
+            if upgrade {
+                client.send_upgrade(req).await
+            } else {
+                client.send(req).await
+            }
+        });
+        let task = tokio_util::task::AbortOnDropHandle::new(task);
+        Box::pin(async move {
+            match task.await {
+                Ok(result) => result.map_err(ProxyError::Api),
+                Err(join) => Err(ProxyError::Upstream {
+                    server,
+                    source: Box::new(join),
+                }),
+            }
+        })
+    }
+}
+
+impl Upstream for ApiUpstream {
+    fn send(&self, req: Request<Body>) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
+        self.spawn(req, false)
+    }
+
+    fn send_upgrade(
+        &self,
+        req: Request<Body>,
+    ) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
+        self.spawn(req, true)
+    }
+
+    fn server(&self) -> &str {
+        &self.server
+    }
+}
+
 /// Builds the authenticated client to the API server of `config`. `append_server_path` keeps
 /// the kubeconfig server's path in front of every request path (`--append-server-path`).
 pub(crate) fn connect(
     config: &config::ClusterConfig,
     append_server_path: bool,
-) -> Result<Box<dyn Upstream>, ConnectError> {
-    // Waiting on auth: `ApiClient::send`'s future is not `Send` yet (auth/src/oidc.rs holds a
-    // `form_urlencoded::Serializer` across an await), so it cannot be served by hyper.
-    let _ = append_server_path;
-    Err(ConnectError::NoClient {
-        server: config.server.to_string(),
-    })
-}
-
-/// The client to the API server could not be built.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectError {
-    #[error("no API client is available for {server} in this build")]
-    NoClient { server: String },
+) -> Result<Box<dyn Upstream>, auth::BuildError> {
+    let options = auth::ClientOptions {
+        append_server_path,
+        ..auth::ClientOptions::default()
+    };
+    let client = auth::ApiClient::new(config, options)?;
+    let server = client.server().as_str().trim_end_matches('/').to_owned();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pinned = tokio_util::task::LocalPoolHandle::new(threads);
+    Ok(Box::new(ApiUpstream {
+        client,
+        server,
+        pinned,
+    }))
 }

@@ -1,0 +1,224 @@
+//! Starting the real `kgate` and `kubectl` binaries for end-to-end tests.
+//!
+//! How the `kgate` binary is found: `KGATE_BIN` when set; otherwise the test process (a test
+//! binary in `<target>/<profile>/deps/`) builds it once with `cargo build -p gateway --bin kgate`
+//! into the same target directory and profile, so `cargo nextest run -p tests` always tests
+//! the current source (a no-op build when it is up to date). `kubectl` is `/usr/bin/kubectl`
+//! or the first `kubectl` on `PATH`; tests that need it skip with a visible message when it is
+//! missing.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The `kgate` binary to test, built on first use.
+pub fn kgate_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("KGATE_BIN") {
+            return PathBuf::from(bin);
+        }
+        let exe = std::env::current_exe().expect("test executable path");
+        // <target>/<profile>/deps/<test>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|p| p.to_str())
+            .unwrap_or("debug");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "gateway",
+            "--bin",
+            "kgate",
+            "--target-dir",
+        ])
+        .arg(target_dir);
+        if profile != "debug" {
+            cmd.args([
+                "--profile",
+                if profile == "release" {
+                    "release"
+                } else {
+                    profile
+                },
+            ]);
+        }
+        let status = cmd.status().expect("running cargo build for kgate");
+        assert!(
+            status.success(),
+            "cargo build -p gateway --bin kgate failed"
+        );
+        profile_dir.join("kgate")
+    })
+    .clone()
+}
+
+/// `kubectl`, when installed.
+pub fn kubectl_bin() -> Option<PathBuf> {
+    let fixed = PathBuf::from("/usr/bin/kubectl");
+    if fixed.is_file() {
+        return Some(fixed);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("kubectl"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Where a started proxy listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Addr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl Addr {
+    /// The TCP address; panics for a unix socket.
+    pub fn tcp(&self) -> SocketAddr {
+        match self {
+            Addr::Tcp(a) => *a,
+            Addr::Unix(p) => panic!("expected TCP, got unix socket {}", p.display()),
+        }
+    }
+}
+
+/// A running proxy process (`kgate proxy`, `kgate serve` or `kubectl proxy`); killed on drop.
+pub struct Proxy {
+    pub child: Child,
+    pub addr: Addr,
+    /// The first line it printed on stdout.
+    pub banner: String,
+    stderr_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    /// Starts `program args...` and waits (at most 60 s) for `Starting to serve on <addr>`.
+    pub fn start(program: &Path, args: &[String]) -> Proxy {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stderr_path = dir.path().join("stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let mut reader = BufReader::new(stdout);
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the child never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let banner = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if !line.is_empty() => line,
+            _ => {
+                let _ = child.kill();
+                let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                panic!(
+                    "{} did not print its start-up line; stderr:\n{err}",
+                    program.display()
+                );
+            }
+        };
+        let text = banner.trim_end();
+        let addr = text
+            .strip_prefix("Starting to serve on ")
+            .unwrap_or_else(|| panic!("unexpected first line {banner:?}"));
+        let addr = match addr.parse::<SocketAddr>() {
+            Ok(a) => Addr::Tcp(a),
+            Err(_) => Addr::Unix(PathBuf::from(addr)),
+        };
+        Proxy {
+            child,
+            addr,
+            banner,
+            stderr_path,
+            _dir: dir,
+        }
+    }
+
+    /// `kgate <args>`.
+    pub fn kgate(args: &[String]) -> Proxy {
+        Proxy::start(&kgate_bin(), args)
+    }
+
+    /// What the process wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.stderr_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Peak resident memory (`VmHWM`) in KiB, from `/proc`.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    /// Sends `signal` (e.g. `TERM`) with the `kill` utility.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code, or `None` if still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `kgate <args>` to completion: (exit code, stdout, stderr).
+pub fn run_kgate(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(kgate_bin())
+        .args(args)
+        .output()
+        .expect("running kgate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
