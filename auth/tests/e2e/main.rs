@@ -9,6 +9,7 @@
 )]
 
 mod client;
+mod creds;
 #[cfg(unix)]
 mod exec;
 mod support;
