@@ -2,14 +2,12 @@
 
 use std::process::{Command, Output};
 
-fn kgate(args: &[&str]) -> Output {
-    match Command::new(env!("CARGO_BIN_EXE_kgate"))
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn kgate(args: &[&str]) -> std::io::Result<Output> {
+    Command::new(env!("CARGO_BIN_EXE_kgate"))
         .args(args)
         .output()
-    {
-        Ok(output) => output,
-        Err(e) => panic!("cannot run kgate: {e}"),
-    }
 }
 
 fn stdout(output: &Output) -> String {
@@ -21,30 +19,30 @@ fn stderr(output: &Output) -> String {
 }
 
 /// Runs kgate, expects exit 0, returns stdout.
-fn ok(args: &[&str]) -> String {
-    let out = kgate(args);
+fn ok(args: &[&str]) -> std::io::Result<String> {
+    let out = kgate(args)?;
     assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
-    stdout(&out)
+    Ok(stdout(&out))
 }
 
 /// Runs kgate, expects exit 2 and one line on stderr, returns it.
-fn usage_error(args: &[&str]) -> String {
-    let out = kgate(args);
+fn usage_error(args: &[&str]) -> std::io::Result<String> {
+    let out = kgate(args)?;
     assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stdout(&out));
     assert!(stdout(&out).is_empty(), "{args:?} printed {}", stdout(&out));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     assert!(err.starts_with("error: "), "{err}");
-    err
+    Ok(err)
 }
 
 #[test]
-fn parse_prints_the_target_and_every_form() {
+fn parse_prints_the_target_and_every_form() -> TestResult {
     let out = ok(&[
         "url",
         "parse",
         "/api/v1/namespaces/kube-system/services/elasticsearch-logging:9200/proxy/_cluster/health?pretty",
-    ]);
+    ])?;
     for line in [
         "form:      API proxy path",
         "kind:      service",
@@ -60,17 +58,18 @@ fn parse_prints_the_target_and_every_form() {
     ] {
         assert!(out.lines().any(|l| l == line), "missing {line:?} in\n{out}");
     }
+    Ok(())
 }
 
 #[test]
-fn parse_json_is_for_scripts() -> Result<(), serde_json::Error> {
+fn parse_json_is_for_scripts() -> TestResult {
     let out = ok(&[
         "url",
         "parse",
         "-o",
         "json",
         "http://https.web.ns.https-svc.prod.localhost:8001/x?y",
-    ]);
+    ])?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
     assert_eq!(v["form"], "origin");
     assert_eq!(v["target"]["kind"], "service");
@@ -88,24 +87,25 @@ fn parse_json_is_for_scripts() -> Result<(), serde_json::Error> {
 }
 
 #[test]
-fn parse_takes_the_default_namespace() {
+fn parse_takes_the_default_namespace() -> TestResult {
     let out = ok(&[
         "url",
         "parse",
         "--namespace",
         "monitoring",
         "svc/grafana:3000/login",
-    ]);
+    ])?;
     assert!(
         out.contains(
             "api:       /api/v1/namespaces/monitoring/services/grafana:3000/proxy/login\n"
         ),
         "{out}"
     );
+    Ok(())
 }
 
 #[test]
-fn build_prints_one_form_alone() {
+fn build_prints_one_form_alone() -> TestResult {
     let api = ok(&[
         "url",
         "build",
@@ -114,7 +114,7 @@ fn build_prints_one_form_alone() {
         "api/health",
         "--form",
         "api",
-    ]);
+    ])?;
     assert_eq!(
         api,
         "/api/v1/namespaces/monitoring/services/grafana/proxy/api/health\n"
@@ -129,7 +129,7 @@ fn build_prints_one_form_alone() {
         "origin",
         "--gateway-host",
         "127.0.0.1:9000",
-    ]);
+    ])?;
     assert_eq!(origin, "http://10255.n1.node.localhost:9000/\n");
     let gateway = ok(&[
         "url",
@@ -141,7 +141,7 @@ fn build_prints_one_form_alone() {
         "gateway",
         "--gateway-host",
         "http://kgate.example:80",
-    ]);
+    ])?;
     assert_eq!(
         gateway,
         "http://kgate.example:80/api/v1/namespaces/ns/pods/https:web-0:/proxy\n"
@@ -154,12 +154,13 @@ fn build_prints_one_form_alone() {
         "short",
         "--path",
         "/a?b",
-    ]);
+    ])?;
     assert_eq!(short, "svc/ns/web/a?b\n");
+    Ok(())
 }
 
 #[test]
-fn build_all_in_json() -> Result<(), serde_json::Error> {
+fn build_all_in_json() -> TestResult {
     let out = ok(&[
         "url",
         "build",
@@ -168,7 +169,7 @@ fn build_all_in_json() -> Result<(), serde_json::Error> {
         "json",
         "--context",
         "c1",
-    ]);
+    ])?;
     let v: serde_json::Value = serde_json::from_str(&out)?;
     assert_eq!(v["api"], "/api/v1/namespaces/db/pods/web-0.web/proxy");
     assert_eq!(v["short"], "pod/db/web-0.web");
@@ -183,34 +184,36 @@ fn build_all_in_json() -> Result<(), serde_json::Error> {
 }
 
 #[test]
-fn bad_input_exits_2_with_one_line() {
-    let err = usage_error(&["url", "parse", "svc/ns/web:0"]);
+fn bad_input_exits_2_with_one_line() -> TestResult {
+    let err = usage_error(&["url", "parse", "svc/ns/web:0"])?;
     assert!(err.contains("port number \"0\""), "{err}");
     let err = usage_error(&[
         "url",
         "parse",
         "/api/v1/namespaces/ns/services/web/proxy/../../../nodes/n1/proxy",
-    ]);
+    ])?;
     assert!(err.contains("\"..\""), "{err}");
-    let err = usage_error(&["url", "parse", "svc/grafana"]);
+    let err = usage_error(&["url", "parse", "svc/grafana"])?;
     assert!(err.contains("no default namespace"), "{err}");
-    let err = usage_error(&["url", "build", "pod/db/web-0.web", "--form", "origin"]);
+    let err = usage_error(&["url", "build", "pod/db/web-0.web", "--form", "origin"])?;
     assert!(err.contains("has no origin host"), "{err}");
-    let err = usage_error(&["url", "build", "svc/ns/web/x", "--path", "/y"]);
+    let err = usage_error(&["url", "build", "svc/ns/web/x", "--path", "/y"])?;
     assert!(err.contains("give the path once"), "{err}");
-    let err = usage_error(&["url", "build", "svc/ns/web", "--context", "svc"]);
+    let err = usage_error(&["url", "build", "svc/ns/web", "--context", "svc"])?;
     assert!(
         err.contains("--context") && err.contains("kind label"),
         "{err}"
     );
-    let err = usage_error(&["url", "build", "svc/ns/web", "--gateway-host", "a@b"]);
+    let err = usage_error(&["url", "build", "svc/ns/web", "--gateway-host", "a@b"])?;
     assert!(err.contains("user information"), "{err}");
+    Ok(())
 }
 
 #[test]
-fn usage_errors_exit_2() {
-    let out = kgate(&["url", "parse"]);
+fn usage_errors_exit_2() -> TestResult {
+    let out = kgate(&["url", "parse"])?;
     assert_eq!(out.status.code(), Some(2));
-    let out = kgate(&["url", "build", "svc/ns/web", "--form", "nope"]);
+    let out = kgate(&["url", "build", "svc/ns/web", "--form", "nope"])?;
     assert_eq!(out.status.code(), Some(2));
+    Ok(())
 }
