@@ -233,3 +233,62 @@ async fn wait_for_signal() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn http_get(addr: &LocalAddr, path: &str) -> String {
+        let LocalAddr::Tcp(addr) = addr else {
+            panic!("the demo gateway listens on TCP");
+        };
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            addr.port()
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        tcp.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    /// The demo's wiring: the gateway, started from the written kubeconfig, reaches the
+    /// simulated cluster's sample apps through the proxy verb.
+    #[tokio::test]
+    async fn gateway_in_front_of_the_simulated_cluster() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cluster = SimCluster::builder().start().await.unwrap();
+        let dir = TempDir::new(cluster.addr().port()).unwrap();
+        let kubeconfig = dir.0.join("kubeconfig");
+        cluster.write_kubeconfig(&kubeconfig).unwrap();
+        let gateway = start_gateway(&kubeconfig, Some(0)).await.unwrap();
+
+        let es = http_get(
+            gateway.local_addr(),
+            "/api/v1/namespaces/kube-system/services/elasticsearch-logging:9200/proxy/_cluster/health",
+        )
+        .await;
+        assert!(es.starts_with("HTTP/1.1 200"), "{es}");
+        assert!(es.contains("\"status\":\"green\""), "{es}");
+        let shop = http_get(
+            gateway.local_addr(),
+            "/api/v1/namespaces/demo/services/shop:http/proxy/",
+        )
+        .await;
+        assert!(
+            shop.contains(
+                "href=\"/api/v1/namespaces/demo/services/shop:http/proxy/static/style.css\""
+            ),
+            "{shop}"
+        );
+
+        gateway.shutdown().await;
+        cluster.shutdown().await;
+        let path = dir.0.clone();
+        drop(dir);
+        assert!(!path.exists(), "the temporary directory is removed");
+    }
+}
