@@ -12,4 +12,6 @@ mod client;
 mod creds;
 #[cfg(unix)]
 mod exec;
+#[cfg(unix)]
+mod secrets;
 mod support;
