@@ -32,6 +32,10 @@ pub fn kgate_bin() -> PathBuf {
             .file_name()
             .and_then(|p| p.to_str())
             .unwrap_or("debug");
+        let bin = profile_dir.join("kgate");
+        if is_fresh(&bin) {
+            return bin;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut cmd = Command::new(cargo);
         cmd.args([
@@ -62,6 +66,41 @@ pub fn kgate_bin() -> PathBuf {
         profile_dir.join("kgate")
     })
     .clone()
+}
+
+/// True when `bin` exists and is newer than every source file of the workspace's crates, so
+/// no `cargo build` (which waits for the shared build lock) is needed.
+fn is_fresh(bin: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut stack = vec![root.join("Cargo.lock"), root.join("Cargo.toml")];
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.join("Cargo.toml").is_file() && !path.ends_with("target") {
+                stack.push(path);
+            }
+        }
+    }
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if path.ends_with("target") || path.ends_with("tests") && path.parent() == Some(&*root)
+            {
+                continue;
+            }
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if meta.modified().is_ok_and(|m| m > built) {
+            return false;
+        }
+    }
+    true
 }
 
 /// `kubectl`, when installed.
