@@ -1034,6 +1034,31 @@ impl Page {
             .collect()
     }
 
+    /// Waits until a console message satisfying `matches` has been logged, and returns it
+    /// (messages can arrive a little after the load or request that caused them).
+    pub async fn wait_for_console(
+        &self,
+        matches: impl Fn(&ConsoleMessage) -> bool,
+        timeout: Duration,
+    ) -> Result<ConsoleMessage> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = lock(&self.state.log).console.iter().find(|m| matches(m)) {
+                return Ok(found.clone());
+            }
+            if Instant::now() >= deadline {
+                return Err(BrowserError::Timeout {
+                    what: format!(
+                        "a matching console message (seen: {:?})",
+                        self.console_errors()
+                    ),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// The cookies the browser would send to the page's current URL.
     pub async fn cookies(&self) -> Result<Vec<Cookie>> {
         let value = self.call("Network.getCookies", json!({})).await?;

@@ -283,12 +283,25 @@ async fn page_loads_assets_runs_fetch_and_logs_the_network() {
         assert_eq!(page.eval("document.title").await.unwrap(), "driver test");
 
         // console.error from the page and the 404 both show as console errors.
-        let errors = page.console_errors();
-        assert!(
-            errors.iter().any(|e| e.contains("app.js says hello")),
-            "{errors:#?}"
-        );
-        assert!(errors.iter().any(|e| e.contains("404")), "{errors:#?}");
+        let said = page
+            .wait_for_console(|m| m.text.contains("app.js says hello"), WAIT)
+            .await
+            .unwrap();
+        assert_eq!((said.level.as_str(), said.source.as_str()), ("error", "console"));
+        let missing = page
+            .wait_for_console(|m| m.text.contains("/missing.js"), WAIT)
+            .await
+            .unwrap();
+        assert_eq!(missing.level, "error");
+        assert!(missing.text.contains("404"), "{missing:?}");
+        // Nothing else failed (Chromium may also ask for /favicon.ico, which is a 404 here).
+        let others: Vec<String> = page
+            .console_errors()
+            .into_iter()
+            .filter(|e| !e.contains("app.js says hello") && !e.contains("/missing.js"))
+            .filter(|e| !e.contains("/favicon.ico"))
+            .collect();
+        assert!(others.is_empty(), "{others:#?}");
 
         // Helpers for what a person reads and clicks; dialogs cannot block the page.
         assert_eq!(

@@ -191,7 +191,6 @@ async fn under_the_prefix_html_assets_load_but_css_urls_fetch_and_websocket_miss
         );
 
         // The browser's console shows the three failures.
-        let errors = page.console_errors();
         for expected in [
             format!("status of 404 (Not Found) ({proxy}/static/logo.gif)"),
             format!("status of 404 (Not Found) ({proxy}/api/data)"),
@@ -200,10 +199,9 @@ async fn under_the_prefix_html_assets_load_but_css_urls_fetch_and_websocket_miss
                 &proxy["http://".len()..]
             ),
         ] {
-            assert!(
-                errors.iter().any(|e| e.contains(&expected)),
-                "no console error with {expected:?} in {errors:#?}"
-            );
+            page.wait_for_console(|m| m.level == "error" && m.text.contains(&expected), WAIT)
+                .await
+                .unwrap();
         }
 
         // The app itself never saw /api/data or /ws: only the page and its HTML assets.
