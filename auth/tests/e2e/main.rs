@@ -14,4 +14,5 @@ mod creds;
 mod exec;
 #[cfg(unix)]
 mod secrets;
+mod simcluster;
 mod support;
