@@ -20,8 +20,7 @@
 //! * Read-only: create, update, patch and delete of objects answer 405. Watches send the current
 //!   objects and then stay quiet. No `/openapi`, no aggregated discovery (clients fall back to
 //!   the legacy documents, as kubectl does), no protobuf, no impersonation (the `Impersonate-*`
-//!   headers are removed before proxying, not acted on), no `Audit-Id`/priority-and-fairness
-//!   headers. Basic auth is accepted although Kubernetes removed it in 1.19.
+//!   headers are removed before proxying, not acted on). Basic auth is accepted although Kubernetes removed it in 1.19.
 //! * HTML rewriting changes only the URL attributes it rewrites; Go's tokenizer re-serialises
 //!   every start tag (lower-cased names, `&#34;`-style escaping). Unchanged URLs keep their
 //!   original spelling instead of Go's `url.String()` re-serialisation.

@@ -82,15 +82,83 @@ pub(crate) async fn run(
     }
 }
 
+/// A random version-4 UUID, as the audit filter's `Audit-Id`.
+fn uuid() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// What the API server's outer filters put on every response before the handler writes:
+/// `Audit-Id` (`WithAuditInit`), `Cache-Control: no-cache, private` (`WithCacheControl`) and,
+/// after authentication, the priority-and-fairness UIDs (`WithPriorityAndFairness`). A proxied
+/// response's own headers are *added* to these (Go's ReverseProxy `copyHeader`), so a backend's
+/// `Cache-Control` arrives next to the API server's. A 101 is written raw after the hijack and
+/// gets none.
+fn add_filter_headers(resp: &mut Resp, authenticated: bool) {
+    if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&uuid()) {
+        headers.insert("audit-id", v);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-cache, private"),
+    );
+    if authenticated {
+        headers.insert(
+            "x-kubernetes-pf-flowschema-uid",
+            http::HeaderValue::from_static("3e8a1a2c-0c51-4c4d-9bd7-5f3b4b0a1c01"),
+        );
+        headers.insert(
+            "x-kubernetes-pf-prioritylevel-uid",
+            http::HeaderValue::from_static("7d1c6a0e-2f4b-4e55-a0c3-6b2a9d4e8f02"),
+        );
+    }
+    for (name, value) in resp.headers() {
+        headers.append(name.clone(), value.clone());
+    }
+    *resp.headers_mut() = headers;
+}
+
 async fn handle(
     shared: Arc<Shared>,
     cert_user: Option<&User>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Resp {
+    let (mut resp, authenticated) = admit(shared, cert_user, peer, req).await;
+    add_filter_headers(&mut resp, authenticated);
+    resp
+}
+
+/// Authentication and authorization, then the handler; also says whether the request was
+/// authenticated.
+async fn admit(
+    shared: Arc<Shared>,
+    cert_user: Option<&User>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> (Resp, bool) {
     // Go's server decodes the path; a bad escape is a plain 400 before any handler.
     let Some(path) = crate::rewrite::go_unescape_path(req.uri().path()) else {
-        return respond(400, "text/plain; charset=utf-8", "400 Bad Request");
+        return (
+            respond(400, "text/plain; charset=utf-8", "400 Bad Request"),
+            false,
+        );
     };
     let query = req.uri().query().map(str::to_owned);
     let info = crate::requestinfo::parse(req.method(), &path, query.as_deref());
@@ -99,12 +167,28 @@ async fn handle(
         .authenticate(cert_user, req.headers().get(header::AUTHORIZATION))
     {
         Ok(u) => u,
-        Err(status) => return status.into_response(),
+        Err(status) => return (status.into_response(), false),
     };
+    let authenticated = !user.is_anonymous();
     if let Err(status) = shared.authn.authorize(&user, &info) {
-        return status.into_response();
+        return (status.into_response(), authenticated);
     }
     tracing::debug!(method = %req.method(), path = %path, user = %user.name, "request");
+    (
+        route(shared, req, info, path, query, peer).await,
+        authenticated,
+    )
+}
+
+/// The handler of an admitted request: proxy, read API, health or discovery.
+async fn route(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    info: crate::requestinfo::RequestInfo,
+    path: String,
+    query: Option<String>,
+    peer: SocketAddr,
+) -> Resp {
     if info.is_resource && info.subresource == "proxy" {
         return crate::proxy::serve(shared.clone(), req, info, peer).await;
     }

@@ -1,7 +1,6 @@
 //! The API server side: TLS and ALPN, authentication and authorization answers, discovery,
 //! lists, gets, selectors and Table output, checked against the real API server's shapes.
 
-#[expect(dead_code, reason = "this test binary uses a subset of the helpers")]
 mod common;
 
 use common::{client_with, get, send, start, status_json, tls_config};
@@ -434,4 +433,29 @@ async fn endpoint_addresses_reach_apps_directly() {
     assert!(out.contains("\"status\":\"green\""), "{out}");
     assert!(cluster.endpoint_addr("demo", "offline", "http").is_none());
     assert!(cluster.endpoint_addr("demo", "shop", "nope").is_none());
+}
+
+#[tokio::test]
+async fn filter_headers_on_every_answer() {
+    let (cluster, client) = start().await;
+    let r = get(&client, &cluster, "/api").await;
+    assert_eq!(
+        r.header("cache-control").as_deref(),
+        Some("no-cache, private")
+    );
+    assert_eq!(r.header("audit-id").map(|a| a.len()), Some(36));
+    assert!(r.header("x-kubernetes-pf-flowschema-uid").is_some());
+    let proxied = get(
+        &client,
+        &cluster,
+        "/api/v1/namespaces/demo/services/echo:http/proxy/",
+    )
+    .await;
+    assert_eq!(
+        proxied.header("cache-control").as_deref(),
+        Some("no-cache, private")
+    );
+    let denied = send(&client, &cluster, "GET", "/api", Some("wrong"), &[], b"").await;
+    assert!(denied.header("audit-id").is_some());
+    assert!(denied.header("x-kubernetes-pf-flowschema-uid").is_none());
 }
