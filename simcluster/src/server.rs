@@ -100,7 +100,8 @@ fn uuid() -> String {
     )
 }
 
-/// What the API server's outer filters put on every response before the handler writes:
+/// What the API server's outer filters (apiserver `pkg/server/config.go`
+/// `DefaultBuildHandlerChain`) put on every response before the handler writes:
 /// `Audit-Id` (`WithAuditInit`), `Cache-Control: no-cache, private` (`WithCacheControl`) and,
 /// after authentication, the priority-and-fairness UIDs (`WithPriorityAndFairness`). A proxied
 /// response's own headers are *added* to these (Go's ReverseProxy `copyHeader`), so a backend's
