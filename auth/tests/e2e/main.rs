@@ -12,6 +12,7 @@ mod client;
 mod creds;
 #[cfg(unix)]
 mod exec;
+mod proxy;
 #[cfg(unix)]
 mod secrets;
 mod simcluster;
