@@ -260,6 +260,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
             mib(rss_end)
         ));
     }
+    if !failures.is_empty() {
+        // The proxy's own account of what went wrong, for whoever reads the report.
+        let log = world
+            .path()
+            .join(format!("{}-0.log", kind.label().replace(' ', "-")));
+        failures.push(format!(
+            "{} stderr (last lines): {}",
+            kind.label(),
+            procs::tail(&log)
+        ));
+    }
     if !world.upstream.is_running() {
         failures.push("the stand-in API server died".to_owned());
     }
