@@ -62,12 +62,23 @@ fn normalized(reply: &Reply) -> String {
     }
 }
 
+/// (name, --reject-methods, --reject-paths, path, host, method, accepted).
+type AcceptRow = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+);
+
 const DEFAULT_REJECT_METHODS: &str = "^$";
 
 /// kubectl's `TestAccept` rows that can be sent over HTTP (row `test1` has an empty path):
 /// (name, --reject-methods, --reject-paths or None for the default, path, host, method, accepted).
 #[rustfmt::skip]
-const TEST_ACCEPT: &[(&str, &str, Option<&str>, &str, &str, &str, bool)] = &[
+const TEST_ACCEPT: &[AcceptRow] = &[
     ("test2", DEFAULT_REJECT_METHODS, None, "/api/v1/pods", "127.0.0.1", "GET", true),
     ("test3", DEFAULT_REJECT_METHODS, None, "/api/v1/pods", "localhost", "GET", true),
     ("test4", DEFAULT_REJECT_METHODS, None, "/api/v1/namespaces/default/pods/foo", "localhost", "GET", true),
