@@ -214,7 +214,7 @@ impl Default for LaunchOptions {
         Self {
             executable: None,
             viewport: (1280, 800),
-            startup_timeout: Duration::from_secs(20),
+            startup_timeout: Duration::from_secs(60),
             call_timeout: Duration::from_secs(10),
             extra_args: Vec::new(),
         }

@@ -120,8 +120,9 @@ mod tests {
         for argv in &cases {
             results.push(output(argv));
         }
-        drop(cluster);
-        // The same kubeconfig, once nothing listens there.
+        // The same kubeconfig, once nothing listens there (shut down, not just dropped: a
+        // listener still closing resets connections instead of refusing them).
+        rt.block_on(cluster.shutdown());
         let (out, err, code) = output(&cases[0]);
         assert_eq!(code, 1);
         assert!(
@@ -193,7 +194,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(server_as_written(&config), cluster.url());
-        drop(cluster);
+        rt.block_on(cluster.shutdown());
         // The cluster is gone: kubectl's "connection refused" line, exit 1.
         assert_eq!(run(Cli::parse_from(argv).args), ExitCode::from(1));
     }
