@@ -42,6 +42,13 @@ use crate::credential::{Source, Timeouts};
 use crate::error::{BuildError, SendError};
 use crate::tls::ClientCertSlot;
 
+/// HTTP/2 flow-control window per stream: enough for loopback and LAN bandwidth-delay
+/// products, so one large download is not window-bound.
+const STREAM_WINDOW: u32 = 2 << 20;
+/// HTTP/2 flow-control window per connection: the most the pooled connection buffers for
+/// responses nobody is reading yet.
+const CONNECTION_WINDOW: u32 = 8 << 20;
+
 /// Boxed error type of request bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -214,7 +221,12 @@ impl ApiClient {
                 .pool_idle_timeout(Duration::from_secs(90))
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .http2_keep_alive_while_idle(false)
-                .http2_adaptive_window(true)
+                // Fixed, generous windows rather than hyper's adaptive (BDP) window: under many
+                // concurrent streams the adaptive one was measured failing connections with
+                // `too_many_data_frames` (bench soak); the connection window bounds what one
+                // slow reader can make the pool buffer.
+                .http2_initial_stream_window_size(STREAM_WINDOW)
+                .http2_initial_connection_window_size(CONNECTION_WINDOW)
                 .build(connector)
         };
 

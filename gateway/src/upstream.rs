@@ -39,51 +39,37 @@ pub(crate) trait Upstream: Send + Sync + 'static {
 struct ApiUpstream {
     client: auth::ApiClient,
     server: String,
-    /// `auth::ApiClient::send`'s future is not `Send` (the OIDC refresh holds a
-    /// `form_urlencoded::Serializer` across an await), so it runs on threads of its own, each
-    /// with a local task set; the response (which is `Send`) comes back here. The tasks are
-    /// aborted when the client goes away. Remove once `send` is `Send`.
-    pinned: tokio_util::task::LocalPoolHandle,
 }
 
 impl ApiUpstream {
-    fn spawn(
+    fn call(
         &self,
         req: Request<Body>,
         upgrade: bool,
     ) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
+        // A clone is two reference counts; the future then owns everything it needs.
         let client = self.client.clone();
-        let server = self.server.clone();
-        let task = self.pinned.spawn_pinned(move || async move {
-            if upgrade {
+        Box::pin(async move {
+            let sent = if upgrade {
                 client.send_upgrade(req).await
             } else {
                 client.send(req).await
-            }
-        });
-        let task = tokio_util::task::AbortOnDropHandle::new(task);
-        Box::pin(async move {
-            match task.await {
-                Ok(result) => result.map_err(ProxyError::Api),
-                Err(join) => Err(ProxyError::Upstream {
-                    server,
-                    source: Box::new(join),
-                }),
-            }
+            };
+            sent.map_err(ProxyError::Api)
         })
     }
 }
 
 impl Upstream for ApiUpstream {
     fn send(&self, req: Request<Body>) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
-        self.spawn(req, false)
+        self.call(req, false)
     }
 
     fn send_upgrade(
         &self,
         req: Request<Body>,
     ) -> BoxFuture<Result<Response<Incoming>, ProxyError>> {
-        self.spawn(req, true)
+        self.call(req, true)
     }
 
     fn server(&self) -> &str {
@@ -103,11 +89,5 @@ pub(crate) fn connect(
     };
     let client = auth::ApiClient::new(config, options)?;
     let server = client.server().as_str().trim_end_matches('/').to_owned();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pinned = tokio_util::task::LocalPoolHandle::new(threads);
-    Ok(Box::new(ApiUpstream {
-        client,
-        server,
-        pinned,
-    }))
+    Ok(Box::new(ApiUpstream { client, server }))
 }
