@@ -56,10 +56,7 @@ pub(crate) fn run(
     serving: Serving,
     on_listening: impl FnOnce(&LocalAddr),
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime_builder().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -74,6 +71,27 @@ pub(crate) fn run(
         }
     }
 }
+
+/// The async runtime: `KGATE_THREADS` worker threads (`0` for a single-threaded event loop);
+/// one worker by default (see [`DEFAULT_THREADS`]).
+fn runtime_builder() -> tokio::runtime::Builder {
+    let threads = std::env::var("KGATE_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(DEFAULT_THREADS);
+    if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    }
+}
+
+/// Worker threads when `KGATE_THREADS` is not set: one event loop measured fastest and
+/// cheapest on a 2-core machine shared with the client (bench/RESULTS.md); a laptop-side proxy
+/// is bound by the API server, not by one core.
+const DEFAULT_THREADS: usize = 1;
 
 async fn serve(
     cluster: &ClusterArgs,
