@@ -13,6 +13,7 @@ mod body;
 mod cmd;
 mod forward;
 mod headers;
+mod limits;
 mod logging;
 mod rescue;
 mod route;

@@ -6,7 +6,8 @@
 //! [`handle`]: classify (route) → admit (filter, API routes only) → forward / static / local
 //! answer, with one access line. [`RunningServer::shutdown`] stops accepting, asks every
 //! connection to finish its in-flight request and close, and waits at most the configured
-//! grace period.
+//! grace period. Client connections are bounded by [`crate::limits`] (head size, header read
+//! timeout, connection cap, lingering close).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +27,7 @@ use crate::access;
 use crate::admit::{Filter, extract_host};
 use crate::body::Body;
 use crate::forward::ApiForwarder;
+use crate::limits::{Limits, LingerSwitch, Lingering};
 use crate::rescue::{bad_request, forbidden, moved_permanently, not_found};
 use crate::route::{Route, Router};
 use crate::static_files::StaticFiles;
@@ -240,13 +242,45 @@ async fn accept_loop<A: Acceptor>(
 ) {
     // Every connection task holds a sender; when all are gone, `recv` returns `None`.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
+    let limits = Limits::from_env();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new());
+    limits.configure(&mut http);
+    // One permit per open connection: at the cap, the loop stops accepting and new
+    // connections wait in the kernel's listen backlog until one ends.
+    let slots = limits.slots();
+    let mut at_cap = false;
     loop {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                at_cap = false;
+                permit
+            }
+            Err(_) => {
+                if !at_cap {
+                    at_cap = true;
+                    tracing::warn!(
+                        "{} client connections open (the limit, KGATE_MAX_CONNECTIONS); \
+                         new connections wait until one closes",
+                        limits.max_connections
+                    );
+                }
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    permit = slots.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         tokio::select! {
             _ = stop.changed() => break,
             accepted = acceptor.accept() => match accepted {
                 Ok((io, peer)) => {
+                    // The permit travels with the socket (into an upgraded tunnel too), so the
+                    // slot is free exactly when the descriptor is closed.
+                    let io = Lingering::new(io, permit);
                     let conn = serve_connection(http.clone(), io, peer, state.clone(), stop.clone());
                     let alive = alive.clone();
                     tokio::spawn(async move {
@@ -257,6 +291,7 @@ async fn accept_loop<A: Acceptor>(
                 Err(err) => {
                     // EMFILE and friends: back off briefly instead of spinning.
                     tracing::warn!("accept failed: {err}");
+                    drop(permit);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -276,14 +311,18 @@ async fn accept_loop<A: Acceptor>(
 
 async fn serve_connection<I>(
     http: http1::Builder,
-    io: I,
+    (io, linger): (Lingering<I>, LingerSwitch),
     peer: Option<IpAddr>,
     state: Arc<State>,
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        // A connection that may become a tunnel must not discard input when it closes.
+        if req.headers().contains_key(header::UPGRADE) || req.method() == http::Method::CONNECT {
+            linger.disable();
+        }
         let state = state.clone();
         async move { Ok::<_, std::convert::Infallible>(handle(&state, req, peer).await) }
     });
