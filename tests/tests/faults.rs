@@ -2,7 +2,9 @@
 //! server down at start and lost in the middle of a run (502 `Status`, then recovery), a
 //! connection reset in the middle of a response (the client sees a truncated transfer, never a
 //! complete-looking body, never a hang), malformed HTTP from upstream, a credential plugin
-//! that hangs, and the server's certificate changing under a running gateway.
+//! that hangs, and the server's certificate changing under a running gateway. Credential
+//! containment: an API server redirect is passed on, never followed (so the token never goes to
+//! another host), and the kubeconfig token never reaches a proxied service.
 //!
 //! Covered elsewhere, not repeated here: API server unreachable (`proxy_behaviour.rs`
 //! `api_server_down_is_502_status_json_and_a_log_line`, `gateway/src/server_tests.rs`
@@ -411,4 +413,59 @@ async fn hanging_credential_plugin_is_bounded_by_the_request_timeout() {
         reply.text()
     );
     assert_status_json(&reply, u64::from(reply.status));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_redirects_are_passed_on_never_followed_with_credentials() {
+    let cluster = Cluster::start().await;
+    // Where a followed redirect would take the token.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let location = format!("http://{}/steal", trap.local_addr().unwrap());
+    let answer = format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n");
+    let raw = Raw::start(answer.into_bytes(), false).await;
+    let server = format!("--server=http://{}", raw.addr);
+    let proxy = cluster.kgate_proxy(&[&server]);
+    for target in [
+        "/api/v1/namespaces",
+        "/api/v1/namespaces/demo/services/shop:http/proxy/",
+    ] {
+        let reply = send(proxy.addr.tcp(), &Req::get(target)).await;
+        assert_eq!(reply.status, 302, "{target}: {}", reply.text());
+        assert_eq!(reply.header("location"), Some(location.as_str()));
+    }
+    // kgate answered without going there (a follow happens before the answer).
+    assert!(
+        trap.accept()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "kgate followed the API server's redirect"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kubeconfig_token_never_reaches_a_service() {
+    let cluster = Cluster::start().await;
+    let proxy = cluster.kgate_proxy(&[]);
+    cluster.sim.clear_request_log();
+    let reply = send(
+        proxy.addr.tcp(),
+        &Req::get("/api/v1/namespaces/demo/services/shop:http/proxy/"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let log = cluster.sim.request_log();
+    assert!(!log.is_empty(), "the service saw no request");
+    let token = cluster.sim.admin_token();
+    for seen in log {
+        assert!(
+            !seen.headers.contains_key("authorization"),
+            "the service got an Authorization header"
+        );
+        for value in seen.headers.values() {
+            assert!(
+                !String::from_utf8_lossy(value.as_bytes()).contains(token),
+                "the kubeconfig token reached the service"
+            );
+        }
+    }
 }
