@@ -1,7 +1,8 @@
 //! Hostile clients against the real `kgate proxy` binary, over raw sockets: slowloris and idle
 //! connections (header read timeout), oversized heads and URLs (431, 414), request smuggling
 //! (what hyper refuses, and the `Transfer-Encoding` + `Content-Length` case), a connection cap
-//! with no file-descriptor leak, and WebSocket floods in bounded memory. The limits themselves
+//! with no file-descriptor leak, WebSocket floods in bounded memory, and no CORS grant to a
+//! cross-origin page. The limits themselves
 //! are documented in `gateway/src/limits.rs`.
 
 use std::io::{BufRead, BufReader};
@@ -569,4 +570,33 @@ async fn websocket_floods_stay_in_bounded_memory() {
         "kgate peak RSS {peak} KiB after WebSocket floods ({} MiB unread)",
         sent >> 20
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cross_origin_pages_get_no_cors_grant() {
+    let cluster = Cluster::start().await;
+    let kgate = Kgate::start(&cluster, &[]);
+    // What a page on evil.example makes the browser send: a simple request, then a preflight.
+    let reply = send(
+        kgate.addr,
+        &Req::get("/api/v1/namespaces").header("Origin", "https://evil.example"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let preflight = Req::get("/api/v1/namespaces/default/pods")
+        .method("OPTIONS")
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "DELETE");
+    let answers = [reply, send(kgate.addr, &preflight).await];
+    for answer in answers {
+        let grants: Vec<_> = answer
+            .headers
+            .iter()
+            .filter(|(k, _)| k.starts_with("access-control-allow-"))
+            .collect();
+        assert!(
+            grants.is_empty(),
+            "a cross-origin page may read the answer: {grants:?}"
+        );
+    }
 }
