@@ -244,7 +244,7 @@ async fn oversized_heads_get_431_and_long_urls_414_with_default_limits() {
         "{answer:.200}"
     );
 
-    // A client that keeps sending a 3 MiB head while the answer is written still reads the
+    // A client that keeps sending a 1.5 MiB head while the answer is written still reads the
     // 431: the lingering close drains its input instead of resetting the connection.
     let mut s = TcpStream::connect(kgate.addr).await.unwrap();
     let (mut rd, mut wr) = s.split();
@@ -253,7 +253,7 @@ async fn oversized_heads_get_431_and_long_urls_414_with_default_limits() {
             .write_all(b"GET /api HTTP/1.1\r\nHost: localhost\r\nX-Flood: ")
             .await;
         let chunk = vec![b'f'; 64 * 1024];
-        for _ in 0..48 {
+        for _ in 0..24 {
             if wr.write_all(&chunk).await.is_err() {
                 break;
             }
