@@ -70,7 +70,7 @@ const MIN_HEADER_BYTES: usize = 8192;
 /// Upper bound of the lingering close (Go waits 500 ms; more time helps a loaded machine).
 pub(crate) const LINGER_TIME: Duration = Duration::from_secs(2);
 /// Input discarded during a lingering close before giving up (and resetting).
-pub(crate) const LINGER_BYTES: usize = 4 << 20;
+pub(crate) const LINGER_BYTES: usize = 64 << 20;
 
 /// The limits applied to client connections; see the module docs for each one.
 #[derive(Debug, Clone, PartialEq, Eq)]
