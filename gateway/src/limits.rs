@@ -12,8 +12,8 @@
 //! | request head (request line + headers) | 256 KiB | `KGATE_MAX_HEADER_BYTES` | `431 Request Header Fields Too Large`, then close |
 //! | header lines per request | 100 (hyper's) | – | `431`, then close |
 //! | request target (URL) | 65 534 bytes (hyper's, fixed) | – | `414 URI Too Long`, then close |
-//! | time to send a request head, and idle time between keep-alive requests | 30 s | `KGATE_HEADER_READ_TIMEOUT` (`30s`, `500ms`, `0` = none) | the connection is closed without an answer |
-//! | concurrent client connections | 4096, or less when the open-file limit is low | `KGATE_MAX_CONNECTIONS` | not accepted until a connection ends (it waits in the listen backlog) |
+//! | time to send a request head, and idle time between keep-alive requests (hyper's timer starts when it waits for a head) | 30 s | `KGATE_HEADER_READ_TIMEOUT` (`30s`, `500ms`, `0` = none) | the connection is closed without an answer |
+//! | concurrent client connections, upgraded tunnels included | 4096, or less when the open-file limit is low | `KGATE_MAX_CONNECTIONS` | not accepted until a connection ends (it waits in the listen backlog) |
 //!
 //! Compatibility with `kubectl proxy` (Go's `net/http` server with no timeouts, 1 MiB for the
 //! request head, no connection cap): a normal client never meets these limits. The
@@ -39,7 +39,8 @@
 //!
 //! Lingering close: when hyper answers a request head it refuses (431, 414, 400) it closes the
 //! connection while the client may still be sending; closing a socket with unread input makes
-//! the kernel send a reset, which can destroy the answer before the client reads it. As Go's
+//! the kernel send a reset: a client that is still writing gets a write error and most never
+//! read the answer (and some systems discard received data on a reset). As Go's
 //! `closeWriteAndWait`, [`Lingering`] shuts down the write side first and, when client input is
 //! waiting unread at that moment, reads and discards it until the client closes, for at most
 //! [`LINGER_TIME`] or [`LINGER_BYTES`], so the client sees the status. A normal close (nothing
