@@ -400,13 +400,15 @@ async fn hanging_credential_plugin_is_bounded_by_the_request_timeout() {
             "apiVersion: v1\nkind: Config\ncurrent-context: hang\n\
              clusters:\n- name: sim\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\n\
              users:\n- name: hang\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      \
-             command: sh\n      args: [\"-c\", \"sleep 600\"]\n      interactiveMode: Never\n\
+             command: sh\n      args: [\"-c\", \"exec sleep 20\"]\n      interactiveMode: Never\n\
              contexts:\n- name: hang\n  context:\n    cluster: sim\n    user: hang\n",
             server = cluster.sim.url(),
             ca = ca.display(),
         ),
     )
     .unwrap();
+    // The plugin "hangs" for 20 s, ten times the request timeout; a short hang means the
+    // plugin is gone soon after the test even though kgate is killed without cleanup.
     let proxy = Proxy::kgate(&[
         "proxy".to_owned(),
         format!("--kubeconfig={}", kubeconfig.display()),
