@@ -11,7 +11,8 @@
 //! `unreachable_api_server_is_502_status_json`), TLS failure at start
 //! (`proxy_behaviour.rs` `tls_failure_is_502_status_json`), and a slow API server
 //! (`proxy_behaviour.rs` `request_timeout_gives_504`, `server_tests.rs`
-//! `slow_api_server_is_504_within_the_bound`).
+//! `slow_api_server_is_504_within_the_bound`); here only that the timeout bounds the wait for
+//! the response head, not a slow body.
 //!
 //! The stand-ins: [`Relay`], a TCP relay in front of simcluster that can refuse, cut and
 //! re-point connections (TLS passes through it untouched); and [`Raw`], a plain-HTTP "API
@@ -234,9 +235,14 @@ struct Raw {
 
 impl Raw {
     async fn start(answer: Vec<u8>, reset: bool) -> Raw {
+        Raw::start_parts(vec![(Duration::ZERO, answer)], reset).await
+    }
+
+    /// Answers with `parts`, each written after its delay.
+    async fn start_parts(parts: Vec<(Duration, Vec<u8>)>, reset: bool) -> Raw {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let answer = Arc::new(answer);
+        let answer = Arc::new(parts);
         let task = tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 let answer = answer.clone();
@@ -250,7 +256,12 @@ impl Raw {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
-                    let _ = s.write_all(&answer).await;
+                    for (delay, part) in answer.iter() {
+                        tokio::time::sleep(*delay).await;
+                        if s.write_all(part).await.is_err() {
+                            return;
+                        }
+                    }
                     let _ = s.flush().await;
                     if reset {
                         // A zero linger never blocks: the close sends a reset at once.
@@ -479,4 +490,28 @@ async fn the_kubeconfig_token_never_reaches_a_service() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_timeout_bounds_the_head_not_a_slow_body() {
+    let cluster = Cluster::start().await;
+    // The head and a first chunk at once, the rest after three times the request timeout: a
+    // watch or a slow download that makes progress is not cut (as kubectl proxy, whose
+    // transport has no timeout at all), while a silent server is (`request_timeout_gives_504`
+    // in proxy_behaviour.rs).
+    let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nfirst \r\n".to_vec();
+    let tail = b"4\r\nlast\r\n0\r\n\r\n".to_vec();
+    let raw = Raw::start_parts(
+        vec![(Duration::ZERO, head), (Duration::from_secs(3), tail)],
+        false,
+    )
+    .await;
+    let server = format!("--server=http://{}", raw.addr);
+    let proxy = cluster.kgate_proxy(&[&server, "--request-timeout=1s"]);
+    let (bytes, complete) = fetch_raw(proxy.addr.tcp(), "/api/v1/namespaces?watch=1").await;
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(complete, Some(true), "{text}");
+    let reply = tests::http::parse(&bytes, false);
+    assert_eq!(reply.text(), "first last");
 }
