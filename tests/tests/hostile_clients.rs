@@ -1,8 +1,8 @@
 //! Hostile clients against the real `kgate proxy` binary, over raw sockets: slowloris and idle
 //! connections (header read timeout), oversized heads and URLs (431, 414), request smuggling
 //! (what hyper refuses, and the `Transfer-Encoding` + `Content-Length` case), a connection cap
-//! with no file-descriptor leak, WebSocket floods in bounded memory, and no CORS grant to a
-//! cross-origin page. The limits themselves
+//! with no file-descriptor leak, pipelined-request and WebSocket floods in bounded memory, and
+//! no CORS grant to a cross-origin page. The limits themselves
 //! are documented in `gateway/src/limits.rs`.
 
 use std::io::{BufRead, BufReader};
@@ -597,4 +597,40 @@ async fn cross_origin_pages_get_no_cors_grant() {
             "a cross-origin page may read the answer: {grants:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipelined_request_flood_is_answered_in_bounded_memory() {
+    const REQUESTS: usize = 5000;
+    let cluster = Cluster::start().await;
+    let kgate = Kgate::start(&cluster, &[]);
+    let mut s = TcpStream::connect(kgate.addr).await.unwrap();
+    let (mut rd, mut wr) = s.split();
+    // Every request written at once, without waiting for answers: kgate reads the next request
+    // only after answering the previous one, so a flood costs it no memory.
+    let write = async {
+        let mut flood = Vec::new();
+        for i in 0..REQUESTS {
+            flood.extend_from_slice(
+                format!("GET /api?n={i} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+            );
+        }
+        flood.extend_from_slice(
+            b"GET /api HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        );
+        wr.write_all(&flood).await.unwrap();
+    };
+    let read = async {
+        let mut out = Vec::new();
+        rd.read_to_end(&mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let ((), answers) = tokio::time::timeout(PATIENCE * 2, async { tokio::join!(write, read) })
+        .await
+        .expect("pipelined flood stalled");
+    let statuses = status_lines(&answers);
+    assert_eq!(statuses.len(), REQUESTS + 1);
+    assert!(statuses.iter().all(|s| *s == "HTTP/1.1 200 OK"));
+    let peak = kgate.peak_rss_kib();
+    assert!(peak < 64 * 1024, "kgate peak RSS {peak} KiB");
 }
