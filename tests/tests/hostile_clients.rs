@@ -321,6 +321,18 @@ async fn smuggling_attempts_are_refused_or_cannot_smuggle() {
             ),
         ),
         (
+            "a bare CR inside a header",
+            format!(
+                "POST {upload} HTTP/1.1\r\nHost: localhost\r\nX-A: a\rTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello"
+            ),
+        ),
+        (
+            "a NUL inside a header value",
+            format!(
+                "POST {upload} HTTP/1.1\r\nHost: localhost\r\nX-A: a\0b\r\nContent-Length: 5\r\n\r\nhello"
+            ),
+        ),
+        (
             "an obsolete folded header",
             format!(
                 "POST {upload} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: identity\r\n chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
