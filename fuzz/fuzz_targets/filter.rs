@@ -14,6 +14,7 @@
 #![no_main]
 
 #[path = "../../gateway/src/admit.rs"]
+// Parts of the module serve only the binary (error fields read by its messages).
 #[allow(dead_code)]
 mod admit;
 
