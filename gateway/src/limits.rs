@@ -22,6 +22,11 @@
 //! request head over 256 KiB (Go accepts up to 1 MiB plus 4 KiB) and a URL over 64 KiB (Go's
 //! only bound is the 1 MiB head), which hyper refuses whatever the head limit.
 //!
+//! Not bounded on purpose: the time a request body or a response may take. A client that
+//! uploads one byte a minute, or reads an answer that slowly, keeps its connection; so do
+//! watches, `exec` streams and WebSockets, which are legitimate and long. What bounds such
+//! clients is the connection cap, and back-pressure keeps each one's memory fixed.
+//!
 //! The connection cap is half the soft open-file limit (`RLIMIT_NOFILE`, read from
 //! `/proc/self/limits`) minus a reserve, when that is below 4096: a proxied connection can hold
 //! two descriptors (the client's and, for upgrades, its own upstream connection), and accepting
