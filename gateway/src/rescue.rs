@@ -74,19 +74,26 @@ impl ProxyError {
     /// The one response for this failure, with one log line. `method` and `path` say which
     /// request failed (the path only, never headers).
     pub(crate) fn into_response(self, method: &http::Method, path: &str) -> Response<Body> {
-        let (status, reason, advice) = self.classify();
+        let (status, reason, _) = self.classify();
         if let Self::InvalidUpgradeResponse { .. } = self {
             // kubectl's responder: `http.Error(w, err.Error(), 500)`.
             tracing::warn!("Error while proxying request: {self}");
             return go_error(status, &self.to_string());
         }
         tracing::warn!(%method, path, status = status.as_u16(), "proxy error: {}", chain(&self));
-        let message = if advice.is_empty() {
-            chain(&self)
-        } else {
-            format!("{}; {advice}", chain(&self))
-        };
+        let (status, message) = self.describe();
         status_json(status, reason, &message)
+    }
+
+    /// The status for this failure and a one-line message: what failed, and what to try.
+    pub(crate) fn describe(&self) -> (StatusCode, String) {
+        let (status, _, advice) = self.classify();
+        let message = if advice.is_empty() {
+            chain(self)
+        } else {
+            format!("{}; {advice}", chain(self))
+        };
+        (status, message)
     }
 }
 

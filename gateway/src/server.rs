@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response, header};
+use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -26,9 +26,13 @@ use tokio::sync::{mpsc, watch};
 use crate::access;
 use crate::admit::{Filter, extract_host};
 use crate::body::Body;
-use crate::forward::ApiForwarder;
+use crate::forward::{ApiForwarder, Shaping};
 use crate::limits::{Limits, LingerSwitch, Lingering};
-use crate::rescue::{bad_request, forbidden, moved_permanently, not_found};
+use crate::local::{self, LocalPages};
+use crate::origin::{
+    HostClass, Origins, classify_host, escape, foreign_request, page, request_host,
+};
+use crate::rescue::{bad_request, forbidden, moved_permanently, not_found, status_json};
 use crate::route::{Route, Router};
 use crate::static_files::StaticFiles;
 use crate::upstream::Upstream;
@@ -56,6 +60,18 @@ pub(crate) struct ServerConfig {
     pub(crate) header_timeout: Option<Duration>,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub(crate) shutdown_grace: Duration,
+    /// Service origins and the gateway's own pages (`kgate serve`); `None` for `kgate proxy`.
+    pub(crate) origins: Option<OriginSettings>,
+}
+
+/// What service origins need besides the API server.
+pub(crate) struct OriginSettings {
+    /// The context label origin hosts carry, when several clusters are served.
+    pub(crate) context: Option<urlgrammar::ContextLabel>,
+    /// The authenticated client, for the index and the "what exists" lists.
+    pub(crate) lister: Option<auth::ApiClient>,
+    /// The index page's title.
+    pub(crate) title: String,
 }
 
 /// The bound address, printed the way Go's `net.Addr.String()` prints it.
@@ -118,6 +134,7 @@ struct State {
     filter: Option<Filter>,
     api: ApiForwarder,
     static_files: Option<StaticFiles>,
+    origins: Option<(Origins, LocalPages)>,
 }
 
 /// Binds the listener and starts serving in the background.
@@ -133,6 +150,12 @@ pub(crate) async fn start(config: ServerConfig) -> Result<RunningServer, StartEr
         filter: config.filter,
         api: ApiForwarder::new(config.upstream, config.header_timeout),
         static_files,
+        origins: config.origins.map(|o| {
+            (
+                Origins::new(o.context.clone(), o.lister.clone()),
+                LocalPages::new(o.lister, o.title, o.context),
+            )
+        }),
     });
     let (stop, stop_rx) = watch::channel(false);
     let grace = config.shutdown_grace;
@@ -364,6 +387,49 @@ async fn handle(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -> 
 }
 
 async fn dispatch(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -> Response<Body> {
+    if let Some((origins, local)) = &state.origins {
+        let host = request_host(&req).to_owned();
+        match classify_host(&host) {
+            HostClass::Origin(origin) => {
+                return origins.serve(&state.api, *origin, &host, req, peer).await;
+            }
+            HostClass::BadOrigin(why) => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    "Not a service address",
+                    &format!(
+                        "<p>{}</p><p>Service addresses look like                          <code>http://&lt;name&gt;.&lt;namespace&gt;.svc.localhost:&lt;port&gt;/</code>;                          <code>kgate urls</code> prints them.</p>",
+                        escape(&why)
+                    ),
+                );
+            }
+            HostClass::Gateway => {
+                let path = req.uri().path();
+                if local::is_local(path) {
+                    if let Some(filter) = &state.filter
+                        && !admit(filter, &req, path)
+                    {
+                        return forbidden();
+                    }
+                    return local.serve(&state.api, &req, host_port(&host)).await;
+                }
+                // DESIGN "Behaviour decisions": no web page but the gateway's own reaches the
+                // Kubernetes API with the user's credentials, whatever the method.
+                let own = format!("http://{}", host.to_ascii_lowercase());
+                if let Some(why) = foreign_request(req.headers(), &own) {
+                    tracing::warn!(method = %req.method(), path, "refused a request from a web page to the API: {why}");
+                    return status_json(
+                        StatusCode::FORBIDDEN,
+                        "Forbidden",
+                        &format!(
+                            "kgate refused this request to the Kubernetes API: {why}. Web pages \
+                             may not use the API through the gateway; scripts and kubectl can"
+                        ),
+                    );
+                }
+            }
+        }
+    }
     let route = state
         .router
         .classify(req.method().as_str(), req.uri().path(), req.uri().query());
@@ -377,7 +443,10 @@ async fn dispatch(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -
             {
                 return forbidden();
             }
-            state.api.forward(req, &upstream_path, peer).await
+            state
+                .api
+                .forward(req, &upstream_path, peer, &Shaping::Passthrough)
+                .await
         }
         Route::Static { rest } => match &state.static_files {
             Some(files) => files.serve(req, &rest).await,
@@ -389,17 +458,19 @@ async fn dispatch(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -
     }
 }
 
+/// The port of a `Host` value, when it has one.
+fn host_port(host: &str) -> Option<u16> {
+    let (name, port) = host.rsplit_once(':')?;
+    if name.is_empty() || (name.starts_with('[') && !name.ends_with(']')) {
+        return None;
+    }
+    port.parse().ok()
+}
+
 /// Admit: kubectl's filter on the method, the decoded path and the host (Go's `r.Host`: the
 /// authority of an absolute-form target, else the `Host` header).
 fn admit(filter: &Filter, req: &Request<Incoming>, path: &str) -> bool {
-    let host = match req.uri().authority() {
-        Some(authority) => authority.as_str(),
-        None => req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(""),
-    };
+    let host = request_host(req);
     let method = req.method().as_str();
     match filter.check(method, path, extract_host(host)) {
         Ok(()) => {

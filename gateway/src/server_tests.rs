@@ -147,6 +147,7 @@ fn config(upstream: Arc<dyn Upstream>) -> ServerConfig {
         upstream,
         header_timeout: None,
         shutdown_grace: Duration::from_secs(10),
+        origins: None,
     }
 }
 

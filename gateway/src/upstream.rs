@@ -78,16 +78,22 @@ impl Upstream for ApiUpstream {
 }
 
 /// Builds the authenticated client to the API server of `config`. `append_server_path` keeps
-/// the kubeconfig server's path in front of every request path (`--append-server-path`).
-pub(crate) fn connect(
+/// the kubeconfig server's path in front of every request path (`--append-server-path`). The
+/// gateway sends through [`upstream_of`] it; discovery (the index page, origin error pages)
+/// uses it directly.
+pub(crate) fn connect_client(
     config: &config::ClusterConfig,
     append_server_path: bool,
-) -> Result<Box<dyn Upstream>, auth::BuildError> {
+) -> Result<auth::ApiClient, auth::BuildError> {
     let options = auth::ClientOptions {
         append_server_path,
         ..auth::ClientOptions::default()
     };
-    let client = auth::ApiClient::new(config, options)?;
+    auth::ApiClient::new(config, options)
+}
+
+/// The [`Upstream`] over `client` (a clone shares its connection pool and credentials).
+pub(crate) fn upstream_of(client: auth::ApiClient) -> Box<dyn Upstream> {
     let server = client.server().as_str().trim_end_matches('/').to_owned();
-    Ok(Box::new(ApiUpstream { client, server }))
+    Box::new(ApiUpstream { client, server })
 }

@@ -48,6 +48,11 @@ impl Cluster {
         Proxy::kgate(&self.args(&["proxy"], extra))
     }
 
+    /// `kgate serve --kubeconfig=... --port=0 <extra>`: service origins and the gateway's pages.
+    pub fn kgate_serve(&self, extra: &[&str]) -> Proxy {
+        Proxy::kgate(&self.args(&["serve"], extra))
+    }
+
     /// `kubectl proxy --kubeconfig=... --port=0 <extra>`, or `None` (with a message on
     /// stderr) when kubectl is not installed.
     pub fn kubectl_proxy(&self, extra: &[&str]) -> Option<Proxy> {

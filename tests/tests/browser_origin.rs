@@ -6,8 +6,7 @@
 //! echoes, and `/api/...` on the origin never reaches the Kubernetes API. Writes
 //! `target/screenshots/origin-shop.png`.
 //!
-//! Skips, saying so, where Chromium is not installed. Ignored until `kgate serve` serves
-//! service origins (run with `cargo nextest run -p tests --test browser_origin --run-ignored all`).
+//! Skips, saying so, where Chromium is not installed.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -93,7 +92,6 @@ async fn bounded(test: impl Future<Output = ()>) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "service origins (issue 6) are not served yet: kgate serve answers 403 for origin hosts; remove this line when they land"]
 async fn through_its_origin_every_asset_fetch_and_websocket_work() {
     // Starting is bounded on its own (Chromium's start-up timeout, kgate's start-up line); the
     // bound below is for the browser session, not for building kgate on a cold target dir.
@@ -194,7 +192,6 @@ async fn through_its_origin_every_asset_fetch_and_websocket_work() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "service origins (issue 6) are not served yet: kgate serve answers 403 for origin hosts; remove this line when they land"]
 async fn through_its_origin_login_lands_right_and_the_cookie_stays_with_the_app() {
     // Starting is bounded on its own (Chromium's start-up timeout, kgate's start-up line); the
     // bound below is for the browser session, not for building kgate on a cold target dir.

@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use simcluster::{ServiceMapping, SimCluster};
 
 use crate::admit::{Filter, FilterSpec};
+use crate::cmd::serving;
 use crate::server::{self, Listen, LocalAddr, RunningServer, ServerConfig};
 use crate::upstream;
 
@@ -128,10 +129,9 @@ async fn start_gateway(kubeconfig: &Path, port: Option<u16>) -> anyhow::Result<R
         ..config::KubeArgs::default()
     };
     let config = config::ClusterConfig::load(&kube).context("loading the demo kubeconfig")?;
-    let upstream: Arc<dyn upstream::Upstream> = Arc::from(
-        upstream::connect(&config, true)
-            .context("setting up the client for the simulated cluster")?,
-    );
+    let client = upstream::connect_client(&config, true)
+        .context("setting up the client for the simulated cluster")?;
+    let upstream: Arc<dyn upstream::Upstream> = Arc::from(upstream::upstream_of(client.clone()));
     let filter = Filter::compile(&FilterSpec::default()).context("compiling the request filter")?;
     let server_config =
         |port: u16, filter: Filter, upstream: Arc<dyn upstream::Upstream>| ServerConfig {
@@ -142,6 +142,7 @@ async fn start_gateway(kubeconfig: &Path, port: Option<u16>) -> anyhow::Result<R
             upstream,
             header_timeout: Some(Duration::from_secs(300)),
             shutdown_grace: Duration::from_secs(5),
+            origins: Some(serving::origin_settings(&config, &client)),
         };
     let wanted = port.unwrap_or(DEFAULT_PORT);
     match server::start(server_config(wanted, filter.clone(), upstream.clone())).await {
@@ -184,20 +185,35 @@ fn print_banner(cluster: &SimCluster, kubeconfig: &Path, gateway: Option<&LocalA
     match gateway {
         Some(addr) => {
             let base = format!("http://{addr}");
+            let port = match addr {
+                LocalAddr::Tcp(socket) => socket.port(),
+                LocalAddr::Unix(_) => DEFAULT_PORT,
+            };
             let _ = writeln!(
                 out,
                 "\nGateway: {base} (in front of the simulated cluster, no credentials needed)"
             );
-            let _ = writeln!(out, "\nTry:\n  curl '{base}{es}'");
+            let _ = writeln!(
+                out,
+                "\nIn a browser, every service at the root of its own origin:\n  \
+                 http://localhost:{port}{index}   all services, with links\n  \
+                 http://shop.demo.svc.localhost:{port}/   the shop app (links, login, fetch, WebSocket)\n  \
+                 http://grafana.monitoring.svc.localhost:{port}/",
+                index = crate::local::INDEX_PATH
+            );
+            let _ = writeln!(
+                out,
+                "\nWith curl, the kubectl proxy paths:\n  curl '{base}{es}'"
+            );
             let _ = writeln!(
                 out,
                 "  curl '{base}/api/v1/namespaces/demo/services/echo:http/proxy/hello'"
             );
             let _ = writeln!(
                 out,
-                "  open {base}{shop} in a browser (the shop app: links, login, fetch, WebSocket)"
+                "  {base}{shop} (the same shop under the API server's prefix, where it breaks)"
             );
-            let _ = writeln!(out, "  open {base}{grafana} in a browser");
+            let _ = writeln!(out, "  {base}{grafana}");
         }
         None => {
             let _ = writeln!(out, "\nTry (the API server needs the kubeconfig's token):");

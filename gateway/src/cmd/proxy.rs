@@ -202,6 +202,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
         append_server_path: args.append_server_path,
         header_timeout: None,
         warn_server_path: true,
+        origins: false,
     };
     serving::run(&args.serving, serving, |addr| {
         // kubectl: `fmt.Fprintf(out, "Starting to serve on %s\n", l.Addr().String())`.

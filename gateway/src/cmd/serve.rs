@@ -3,9 +3,9 @@
 //! Contract: the same server as `kgate proxy` (API passthrough behind kubectl's default filter,
 //! with kgate's IPv6 fix), listening on `127.0.0.1:8001` unless told otherwise, with a bound on
 //! the wait for the API server's response head (`--header-timeout`, default 5 minutes) so a
-//! stuck API server gives a `504` rather than a hang. Service origins plug in here later
-//! through the classify step (`route::Route`). Prints `Starting to serve on <address>` like
-//! `kgate proxy`, so scripts can read the bound port.
+//! stuck API server gives a `504` rather than a hang; and every service at the root of its own
+//! origin (`crate::origin`), with the gateway's own pages under `/.kgate/` (`crate::local`). Prints `Starting to serve on <address>` like
+//! `kgate proxy`, so scripts can read the bound port, then the index page's URL.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::admit::{Filter, FilterSpec};
 use crate::cmd::serving::{self, Serving};
-use crate::server::Listen;
+use crate::server::{Listen, LocalAddr};
 
 /// Arguments of `kgate serve`.
 #[derive(Debug, clap::Args)]
@@ -60,10 +60,19 @@ pub(crate) fn run(args: Args) -> ExitCode {
         append_server_path: true,
         header_timeout: (!args.header_timeout.is_zero()).then_some(args.header_timeout),
         warn_server_path: false,
+        origins: true,
     };
     serving::run(&args.serving, serving, |addr| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "Starting to serve on {addr}");
+        if let LocalAddr::Tcp(socket) = addr {
+            let port = socket.port();
+            let _ = writeln!(
+                out,
+                "Services: http://localhost:{port}{index} (each at http://<name>.<namespace>.svc.localhost:{port}/)",
+                index = crate::local::INDEX_PATH
+            );
+        }
         let _ = out.flush();
     })
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::admit::Filter;
-use crate::server::{self, Listen, LocalAddr, ServerConfig};
+use crate::server::{self, Listen, LocalAddr, OriginSettings, ServerConfig};
 use crate::upstream;
 
 /// How long in-flight requests may run on after SIGINT/SIGTERM.
@@ -48,6 +48,8 @@ pub(crate) struct Serving {
     pub(crate) header_timeout: Option<Duration>,
     /// Warn, as kubectl, when the kubeconfig server has a path that is dropped.
     pub(crate) warn_server_path: bool,
+    /// Serve service origins and the gateway's own pages (`kgate serve`).
+    pub(crate) origins: bool,
 }
 
 /// Runs the server until a signal; returns the process exit code.
@@ -107,17 +109,19 @@ async fn serve(
              automatically append the path to each request"
         );
     }
-    let upstream = upstream::connect(&config, serving.append_server_path)
+    let client = upstream::connect_client(&config, serving.append_server_path)
         .with_context(|| format!("setting up the client for {}", config.server))?;
+    let origins = serving.origins.then(|| origin_settings(&config, &client));
     let header_timeout = serving.header_timeout.or(config.request_timeout);
     let running = server::start(ServerConfig {
         listen: serving.listen,
         api_prefix: serving.api_prefix,
         www: serving.www,
         filter: serving.filter,
-        upstream: Arc::from(upstream),
+        upstream: Arc::from(upstream::upstream_of(client)),
         header_timeout,
         shutdown_grace: SHUTDOWN_GRACE,
+        origins,
     })
     .await?;
     on_listening(running.local_addr());
@@ -132,8 +136,24 @@ async fn serve(
     Ok(())
 }
 
+/// Service origins for the cluster of `config`, listing through `client`.
+pub(crate) fn origin_settings(
+    config: &config::ClusterConfig,
+    client: &auth::ApiClient,
+) -> OriginSettings {
+    let name = config
+        .context
+        .clone()
+        .unwrap_or_else(|| config.server.to_string());
+    OriginSettings {
+        context: None,
+        lister: Some(client.clone()),
+        title: format!("kgate: {name}"),
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
