@@ -20,7 +20,8 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// A simulated cluster, `kgate serve --port=0` in front of it, and Chromium.
 struct Rig {
-    cluster: Cluster,
+    /// Kept alive for the test's length.
+    _cluster: Cluster,
     browser: Browser,
     kgate: Proxy,
     port: u16,
@@ -55,7 +56,7 @@ impl Rig {
         };
         let port = kgate.addr.tcp().port();
         Some(Self {
-            cluster,
+            _cluster: cluster,
             browser,
             kgate,
             port,
