@@ -187,8 +187,9 @@ pub async fn index_page<C: KubeApi>(client: &C, opts: &IndexOptions) -> Result<S
     Ok(render_index(&services, opts))
 }
 
-/// Escapes text for HTML element content and double-quoted attributes.
-fn escape(s: &str) -> String {
+/// Escapes text for HTML element content and double-quoted attributes (`&`, `<`, `>`, `"`,
+/// `'`); the gateway's own pages use it too.
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

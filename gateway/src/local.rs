@@ -19,9 +19,9 @@ use std::time::Duration;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use urlgrammar::ContextLabel;
 
-use crate::body::{Body, empty, full};
+use crate::body::{Body, empty};
 use crate::forward::ApiForwarder;
-use crate::origin::{escape, page};
+use crate::origin::{escape, html_response, page};
 use crate::rescue::{go_error, moved_permanently, not_found};
 
 /// Where the gateway's own pages live on its API address.
@@ -111,27 +111,12 @@ impl LocalPages {
             },
         };
         match discovery::index::index_page(client, &opts).await {
-            Ok(html) => {
-                let mut res = Response::new(full(html));
-                let h = res.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/html; charset=utf-8"),
-                );
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                h.insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-                h.insert(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(
-                        "default-src 'none'; style-src 'unsafe-inline'; \
-                         script-src 'unsafe-inline'; frame-ancestors 'none'",
-                    ),
-                );
-                res
-            }
+            Ok(html) => html_response(
+                StatusCode::OK,
+                html,
+                "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
+                 frame-ancestors 'none'",
+            ),
             Err(err) => page(
                 StatusCode::BAD_GATEWAY,
                 "Cannot list the services",

@@ -38,6 +38,7 @@ use urlgrammar::{ContextLabel, Kind, OriginHost, Port, Rest, Scheme, Target};
 use crate::body::{Body, full, stream};
 use crate::forward::{ApiForwarder, Shaping};
 use crate::rescue::ProxyError;
+pub(crate) use discovery::index::escape;
 
 /// API server `Status` answers larger than this are not inspected (they are not the proxy
 /// verb's own refusals, which are a few hundred bytes).
@@ -661,6 +662,14 @@ pub(crate) fn page(status: StatusCode, title: &str, body_html: &str) -> Response
         title = escape(title),
         code = status.as_u16(),
     );
+    html_response(status, html, PAGE_CSP)
+}
+
+/// The policy of pages without script.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+
+/// An HTML document written by the gateway, never cached, sniffed or framed, under `csp`.
+pub(crate) fn html_response(status: StatusCode, html: String, csp: &'static str) -> Response<Body> {
     let mut res = Response::new(full(html));
     *res.status_mut() = status;
     let h = res.headers_mut();
@@ -675,9 +684,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body_html: &str) -> Response
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static(csp),
     );
     res
 }
@@ -685,22 +692,6 @@ pub(crate) fn page(status: StatusCode, title: &str, body_html: &str) -> Response
 const PAGE_STYLE: &str = ":root{color-scheme:light dark}body{margin:0 auto;max-width:46rem;\
 padding:2rem 1.5rem;font:16px/1.5 system-ui,sans-serif}h1{font-size:1.4rem}code{font-size:.9em}\
 blockquote{margin:1rem 0;padding:.5rem 1rem;border-left:4px solid #cf222e}.status{color:#6e7781}";
-
-/// Escapes text for HTML content and double-quoted attributes.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {
