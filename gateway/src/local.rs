@@ -1,5 +1,6 @@
 //! The gateway's own pages on its API address, under [`LOCAL_PREFIX`]: the index of services
-//! (`/.kgate/`), liveness (`/.kgate/healthz`) and readiness (`/.kgate/readyz`).
+//! (`/.kgate/`), liveness (`/.kgate/healthz`), readiness (`/.kgate/readyz`) and what the
+//! gateway is (`/.kgate/info`).
 //!
 //! Contract: no Kubernetes API path begins with `/.` (the API server serves `/api`, `/apis`,
 //! `/healthz`, `/livez`, `/readyz`, `/version`, `/openapi`, `/metrics`, `/logs` and the like),
@@ -10,6 +11,8 @@
 //! - `readyz`: 200 `ok` when the API server answered within [`READY_WITHIN`] (any proxied
 //!   request counts), else after a fresh `GET /version` answered with 2xx; otherwise 503 with
 //!   the reason on one line.
+//! - `info`: `{"gateway":"kgate","version":...,"server":...}`, the API server it serves;
+//!   `kgate open` reuses a running gateway only when it serves the same API server.
 //! - the index: every service by namespace with links to its origins and its readiness
 //!   (`discovery::index`), served with a `Content-Security-Policy` that allows only its own
 //!   inline style and script.
@@ -86,6 +89,7 @@ impl LocalPages {
             "" => self.index(port).await,
             "healthz" => text(StatusCode::OK, "ok"),
             "readyz" => readiness(api).await,
+            "info" => info(api),
             _ => not_found(),
         };
         if *method == Method::HEAD {
@@ -151,6 +155,37 @@ async fn readiness(api: &ApiForwarder) -> Response<Body> {
         ),
     }
 }
+
+/// `info`: see the module contract.
+fn info(api: &ApiForwarder) -> Response<Body> {
+    let info = GatewayInfo {
+        gateway: GATEWAY_NAME.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        server: api.server().to_owned(),
+    };
+    let body = serde_json::to_vec(&info).unwrap_or_default();
+    let mut res = Response::new(crate::body::full(body));
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// What `/.kgate/info` says of a gateway.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct GatewayInfo {
+    /// Always [`GATEWAY_NAME`]: another server on the port does not say it.
+    pub(crate) gateway: String,
+    pub(crate) version: String,
+    /// The API server's URL, as the gateway reaches it.
+    pub(crate) server: String,
+}
+
+/// [`GatewayInfo::gateway`].
+pub(crate) const GATEWAY_NAME: &str = "kgate";
 
 fn text(status: StatusCode, line: &str) -> Response<Body> {
     let mut res = go_error(status, line);

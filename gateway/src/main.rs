@@ -50,6 +50,8 @@ enum Command {
     Check(cmd::check::Args),
     /// Run the gateway with kgate's own defaults (API passthrough; service origins).
     Serve(cmd::serve::Args),
+    /// Open a service in the browser at the root of its own origin (starting a gateway if needed).
+    Open(cmd::open::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,5 +66,6 @@ fn main() -> ExitCode {
         Command::Urls(args) => cmd::urls::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Open(args) => cmd::open::run(args),
     }
 }

@@ -127,6 +127,11 @@ impl Origins {
         }
     }
 
+    /// The context label this gateway's origin hosts carry, if any.
+    pub(crate) fn context(&self) -> Option<&ContextLabel> {
+        self.context.as_ref()
+    }
+
     /// The target an origin host without a port label stands for. For a service: its only
     /// port; else its port named `http`, then `https`, then the first one numbered 80, 443 or
     /// 8080, else its first port. For a pod: its first declared container port. The scheme is

@@ -8,6 +8,11 @@
 //! connection to finish its in-flight request and close, and waits at most the configured
 //! grace period. Client connections are bounded by [`crate::limits`] (head size, header read
 //! timeout, connection cap, lingering close).
+//!
+//! Mounts (`kgate serve --mount`, `kgate open --port`) are more listeners of the same server:
+//! each answers every path on its own address with one service's origin, behind the filter's
+//! host allow-list (so a DNS-rebinding page cannot use it), for tools that do not resolve
+//! `*.localhost` names.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -36,6 +41,7 @@ use crate::rescue::{bad_request, forbidden, moved_permanently, not_found, status
 use crate::route::{Route, Router};
 use crate::static_files::StaticFiles;
 use crate::upstream::Upstream;
+use urlgrammar::{OriginHost, Target};
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +68,17 @@ pub(crate) struct ServerConfig {
     pub(crate) shutdown_grace: Duration,
     /// Service origins and the gateway's own pages (`kgate serve`); `None` for `kgate proxy`.
     pub(crate) origins: Option<OriginSettings>,
+    /// Services bound at the root of addresses of their own; only with `origins`.
+    pub(crate) mounts: Vec<Mount>,
+}
+
+/// One service at the root of an address of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    /// The service, pod or node, without a path.
+    pub(crate) target: Target,
+    /// `address:port` (port 0 picks one).
+    pub(crate) address: String,
 }
 
 /// What service origins need besides the API server.
@@ -106,13 +123,16 @@ pub(crate) enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("mounts need service origins, which `kgate proxy` does not serve")]
+    MountWithoutOrigins,
 }
 
 /// A server that is accepting connections.
 pub(crate) struct RunningServer {
     local_addr: LocalAddr,
+    mounts: Vec<(Target, SocketAddr)>,
     stop: watch::Sender<bool>,
-    done: tokio::task::JoinHandle<()>,
+    done: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -121,10 +141,17 @@ impl RunningServer {
         &self.local_addr
     }
 
+    /// Each mount's target and bound address, in the order they were given.
+    pub(crate) fn mounts(&self) -> &[(Target, SocketAddr)] {
+        &self.mounts
+    }
+
     /// Stops accepting, lets in-flight requests finish within the grace period, then returns.
     pub(crate) async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.done.await;
+        for done in self.done {
+            let _ = done.await;
+        }
     }
 }
 
@@ -135,10 +162,46 @@ struct State {
     api: ApiForwarder,
     static_files: Option<StaticFiles>,
     origins: Option<(Origins, LocalPages)>,
+    /// The main listener's port, for the links on a mount's error pages.
+    gateway_port: Option<u16>,
 }
 
-/// Binds the listener and starts serving in the background.
+/// What a listener serves.
+enum Role {
+    /// The gateway: API passthrough, origins by `Host`, the gateway's own pages.
+    Gateway,
+    /// One service's origin, on every path and whatever the `Host` names.
+    Mount(Target),
+}
+
+/// Binds the listeners (the gateway's, then each mount's) and starts serving in the background.
 pub(crate) async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    if !config.mounts.is_empty() && config.origins.is_none() {
+        return Err(StartError::MountWithoutOrigins);
+    }
+    let (stop, stop_rx) = watch::channel(false);
+    let grace = config.shutdown_grace;
+    let listener = match &config.listen {
+        Listen::Tcp(address) => Listener::Tcp(bind_tcp(address).await?),
+        Listen::Unix(path) => Listener::Unix(bind_unix(path)?, path.clone()),
+    };
+    let mut mounted = Vec::with_capacity(config.mounts.len());
+    for mount in &config.mounts {
+        mounted.push((mount.target.clone(), bind_tcp(&mount.address).await?));
+    }
+    let (local_addr, gateway_port) = match &listener {
+        Listener::Tcp(tcp) => {
+            let address = match &config.listen {
+                Listen::Tcp(address) => address.clone(),
+                Listen::Unix(path) => path.display().to_string(),
+            };
+            let local = tcp
+                .local_addr()
+                .map_err(|source| StartError::Tcp { address, source })?;
+            (LocalAddr::Tcp(local), Some(local.port()))
+        }
+        Listener::Unix(_, path) => (LocalAddr::Unix(path.clone()), None),
+    };
     let static_prefix = config.www.as_ref().map(|(_, prefix)| prefix.as_str());
     let router = Router::new(&config.api_prefix, static_prefix);
     let static_files = config
@@ -156,38 +219,59 @@ pub(crate) async fn start(config: ServerConfig) -> Result<RunningServer, StartEr
                 LocalPages::new(o.lister, o.title, o.context),
             )
         }),
+        gateway_port,
     });
-    let (stop, stop_rx) = watch::channel(false);
-    let grace = config.shutdown_grace;
-    let (local_addr, done) = match config.listen {
-        Listen::Tcp(address) => {
-            let listener = TcpListener::bind(address.as_str())
-                .await
-                .map_err(|source| StartError::Tcp {
-                    address: address.clone(),
-                    source,
-                })?;
-            let local = listener
-                .local_addr()
-                .map_err(|source| StartError::Tcp { address, source })?;
-            let done = tokio::spawn(accept_loop(TcpAcceptor(listener), state, stop_rx, grace));
-            (LocalAddr::Tcp(local), done)
+    let mut done = Vec::with_capacity(1 + mounted.len());
+    let mut mounts = Vec::with_capacity(mounted.len());
+    for (target, tcp) in mounted {
+        let local = tcp.local_addr().map_err(|source| StartError::Tcp {
+            address: target.to_string(),
+            source,
+        })?;
+        mounts.push((target.clone(), local));
+        let role = Arc::new(Role::Mount(target));
+        done.push(tokio::spawn(accept_loop(
+            TcpAcceptor(tcp),
+            state.clone(),
+            role,
+            stop_rx.clone(),
+            grace,
+        )));
+    }
+    let role = Arc::new(Role::Gateway);
+    done.push(match listener {
+        Listener::Tcp(tcp) => {
+            tokio::spawn(accept_loop(TcpAcceptor(tcp), state, role, stop_rx, grace))
         }
-        Listen::Unix(path) => {
-            let listener = bind_unix(&path)?;
-            let acceptor = UnixAcceptor {
-                listener,
-                path: path.clone(),
-            };
-            let done = tokio::spawn(accept_loop(acceptor, state, stop_rx, grace));
-            (LocalAddr::Unix(path), done)
-        }
-    };
+        Listener::Unix(listener, path) => tokio::spawn(accept_loop(
+            UnixAcceptor { listener, path },
+            state,
+            role,
+            stop_rx,
+            grace,
+        )),
+    });
     Ok(RunningServer {
         local_addr,
+        mounts,
         stop,
         done,
     })
+}
+
+/// A bound listener of the gateway.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+async fn bind_tcp(address: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Tcp {
+            address: address.to_owned(),
+            source,
+        })
 }
 
 fn with_slash(prefix: &str) -> String {
@@ -260,6 +344,7 @@ impl Acceptor for UnixAcceptor {
 async fn accept_loop<A: Acceptor>(
     acceptor: A,
     state: Arc<State>,
+    role: Arc<Role>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -304,7 +389,13 @@ async fn accept_loop<A: Acceptor>(
                     // The permit travels with the socket (into an upgraded tunnel too), so the
                     // slot is free exactly when the descriptor is closed.
                     let io = Lingering::new(io, permit);
-                    let conn = serve_connection(http.clone(), io, peer, state.clone(), stop.clone());
+                    let conn = serve_connection(
+                        http.clone(),
+                        io,
+                        peer,
+                        (state.clone(), role.clone()),
+                        stop.clone(),
+                    );
                     let alive = alive.clone();
                     tokio::spawn(async move {
                         conn.await;
@@ -336,7 +427,7 @@ async fn serve_connection<I>(
     http: http1::Builder,
     (io, linger): (Lingering<I>, LingerSwitch),
     peer: Option<IpAddr>,
-    state: Arc<State>,
+    (state, role): (Arc<State>, Arc<Role>),
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -346,8 +437,8 @@ async fn serve_connection<I>(
         if req.headers().contains_key(header::UPGRADE) || req.method() == http::Method::CONNECT {
             linger.disable();
         }
-        let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle(&state, req, peer).await) }
+        let (state, role) = (state.clone(), role.clone());
+        async move { Ok::<_, std::convert::Infallible>(handle(&state, &role, req, peer).await) }
     });
     let conn = http
         .serve_connection(TokioIo::new(io), service)
@@ -369,7 +460,12 @@ fn log_connection_end(result: Result<(), hyper::Error>) {
 }
 
 /// The per-request pipeline.
-async fn handle(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -> Response<Body> {
+async fn handle(
+    state: &State,
+    role: &Role,
+    req: Request<Incoming>,
+    peer: Option<IpAddr>,
+) -> Response<Body> {
     let entry = access::enabled().then(|| access::Entry::new(req.method(), req.uri().path()));
     if tracing::enabled!(tracing::Level::TRACE) {
         tracing::trace!(
@@ -379,7 +475,10 @@ async fn handle(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -> 
             "request"
         );
     }
-    let res = dispatch(state, req, peer).await;
+    let res = match role {
+        Role::Gateway => dispatch(state, req, peer).await,
+        Role::Mount(target) => serve_mount(state, target, req, peer).await,
+    };
     match entry {
         Some(entry) => access::logged(entry, res),
         None => res,
@@ -398,7 +497,9 @@ async fn dispatch(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -
                     StatusCode::BAD_REQUEST,
                     "Not a service address",
                     &format!(
-                        "<p>{}</p><p>Service addresses look like                          <code>http://&lt;name&gt;.&lt;namespace&gt;.svc.localhost:&lt;port&gt;/</code>;                          <code>kgate urls</code> prints them.</p>",
+                        "<p>{}</p><p>Service addresses look like \
+                         <code>http://&lt;name&gt;.&lt;namespace&gt;.svc.localhost:&lt;port&gt;/</code>; \
+                         <code>kgate urls</code> prints them.</p>",
                         escape(&why)
                     ),
                 );
@@ -456,6 +557,46 @@ async fn dispatch(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -
         Route::NotFound => not_found(),
         Route::BadRequest => bad_request(),
     }
+}
+
+/// A request on a mount: the mounted service's origin, whatever the path, once the `Host` is
+/// one the filter accepts (a DNS-rebinding page names its own host, which it does not).
+async fn serve_mount(
+    state: &State,
+    target: &Target,
+    req: Request<Incoming>,
+    peer: Option<IpAddr>,
+) -> Response<Body> {
+    let Some((origins, _)) = &state.origins else {
+        // `start` refuses mounts without origins.
+        return not_found();
+    };
+    let host = request_host(&req).to_owned();
+    if let Some(filter) = &state.filter
+        && !filter.accept_hosts.matches(extract_host(&host))
+    {
+        tracing::warn!(
+            host,
+            "refused a request to a mount: its Host is not accepted"
+        );
+        return page(
+            StatusCode::FORBIDDEN,
+            "Host not accepted",
+            &format!(
+                "<p>This address serves <code>{}</code> only to clients that name it \
+                 <code>localhost</code>, <code>127.0.0.1</code> or <code>[::1]</code> \
+                 (the filter's accepted hosts), not <code>{}</code>.</p>",
+                escape(&target.to_string()),
+                escape(&host)
+            ),
+        );
+    }
+    let origin = OriginHost {
+        target: target.clone(),
+        context: origins.context().cloned(),
+        port: state.gateway_port,
+    };
+    origins.serve(&state.api, origin, &host, req, peer).await
 }
 
 /// The port of a `Host` value, when it has one.

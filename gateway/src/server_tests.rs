@@ -148,6 +148,7 @@ fn config(upstream: Arc<dyn Upstream>) -> ServerConfig {
         header_timeout: None,
         shutdown_grace: Duration::from_secs(10),
         origins: None,
+        mounts: Vec::new(),
     }
 }
 

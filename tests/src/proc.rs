@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The `kgate` binary to test, built on first use.
@@ -139,6 +139,8 @@ pub struct Proxy {
     pub addr: Addr,
     /// The first line it printed on stdout.
     pub banner: String,
+    /// Every line it printed on stdout so far.
+    lines: Arc<Mutex<Vec<String>>>,
     stderr_path: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -158,13 +160,19 @@ impl Proxy {
             .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let collected = lines.clone();
         std::thread::spawn(move || {
             let mut line = String::new();
             let mut reader = BufReader::new(stdout);
             let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining so the child never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+            let _ = tx.send(line.clone());
+            collected.lock().unwrap().push(line);
+            // Keep reading so the child never blocks on a full pipe.
+            for line in reader.lines() {
+                let Ok(line) = line else { break };
+                collected.lock().unwrap().push(line);
+            }
         });
         let banner = match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) if !line.is_empty() => line,
@@ -189,8 +197,35 @@ impl Proxy {
             child,
             addr,
             banner,
+            lines,
             stderr_path,
             _dir: dir,
+        }
+    }
+
+    /// The first stdout line (after the start-up line) that starts with `prefix`, waiting up
+    /// to `limit` for it; panics with stderr when it does not come.
+    pub fn stdout_line(&self, prefix: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .skip(1)
+                .find(|l| l.starts_with(prefix))
+            {
+                return line.clone();
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "no stdout line starting with {prefix:?}; stdout: {:?}; stderr:\n{}",
+                    self.lines.lock().unwrap(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -112,7 +112,7 @@ async fn demo(args: Args) -> anyhow::Result<()> {
         gateway.as_ref().map(RunningServer::local_addr),
     );
 
-    wait_for_signal().await;
+    serving::wait_for_signal().await;
     println!("\nStopping the demo and removing {}", dir.0.display());
     if let Some(gateway) = gateway {
         gateway.shutdown().await;
@@ -143,6 +143,7 @@ async fn start_gateway(kubeconfig: &Path, port: Option<u16>) -> anyhow::Result<R
             header_timeout: Some(Duration::from_secs(300)),
             shutdown_grace: Duration::from_secs(5),
             origins: Some(serving::origin_settings(&config, &client)),
+            mounts: Vec::new(),
         };
     let wanted = port.unwrap_or(DEFAULT_PORT);
     match server::start(server_config(wanted, filter.clone(), upstream.clone())).await {
@@ -229,25 +230,6 @@ fn print_banner(cluster: &SimCluster, kubeconfig: &Path, gateway: Option<&LocalA
         "\nPress Ctrl-C to stop; the temporary kubeconfig is removed on exit."
     );
     let _ = out.flush();
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

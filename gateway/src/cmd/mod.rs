@@ -8,6 +8,7 @@
 pub(crate) mod check;
 pub(crate) mod cluster_info;
 pub(crate) mod demo;
+pub(crate) mod open;
 pub(crate) mod proxy;
 pub(crate) mod serve;
 pub(crate) mod serving;

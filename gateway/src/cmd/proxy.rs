@@ -203,11 +203,12 @@ pub(crate) fn run(args: Args) -> ExitCode {
         header_timeout: None,
         warn_server_path: true,
         origins: false,
+        mounts: Vec::new(),
     };
-    serving::run(&args.serving, serving, |addr| {
+    serving::run(&args.serving, serving, |running| {
         // kubectl: `fmt.Fprintf(out, "Starting to serve on %s\n", l.Addr().String())`.
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "Starting to serve on {addr}");
+        let _ = writeln!(out, "Starting to serve on {}", running.local_addr());
         let _ = out.flush();
     })
 }

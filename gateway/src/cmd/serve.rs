@@ -4,16 +4,18 @@
 //! with kgate's IPv6 fix), listening on `127.0.0.1:8001` unless told otherwise, with a bound on
 //! the wait for the API server's response head (`--header-timeout`, default 5 minutes) so a
 //! stuck API server gives a `504` rather than a hang; and every service at the root of its own
-//! origin (`crate::origin`), with the gateway's own pages under `/.kgate/` (`crate::local`). Prints `Starting to serve on <address>` like
-//! `kgate proxy`, so scripts can read the bound port, then the index page's URL.
+//! origin (`crate::origin`), with the gateway's own pages under `/.kgate/` (`crate::local`);
+//! `--mount` binds one service at the root of an address of its own. Prints `Starting to serve
+//! on <address>` like `kgate proxy`, so scripts can read the bound port, then the index page's
+//! URL and one `Mounted <target> on <url>` line per mount.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::admit::{Filter, FilterSpec};
-use crate::cmd::serving::{self, Serving};
+use crate::admit::{DEFAULT_ACCEPT_HOSTS, Filter, FilterSpec};
+use crate::cmd::serving::{self, MountArg, Serving};
 use crate::server::{Listen, LocalAddr};
 
 /// Arguments of `kgate serve`.
@@ -35,13 +37,29 @@ pub(crate) struct Args {
     #[arg(long, default_value = "5m", value_parser = config::parse_go_duration)]
     header_timeout: Duration,
 
+    /// Regular expressions for hosts the gateway accepts (comma-separated, as `kubectl proxy
+    /// --accept-hosts`); widen it when clients reach the gateway under another name, e.g. a
+    /// Service in front of kgate in a cluster.
+    #[arg(long, default_value = DEFAULT_ACCEPT_HOSTS)]
+    accept_hosts: String,
+
+    /// Also serve one service at the root of an address of its own, for tools that do not
+    /// resolve *.localhost names: svc/<ns>/<name>[:<port>]=<ip>:<port>, or =<port> for
+    /// 127.0.0.1. Repeatable.
+    #[arg(long, value_name = "TARGET=ADDRESS", value_parser = MountArg::parse)]
+    mount: Vec<MountArg>,
+
     #[command(flatten)]
     serving: serving::ClusterArgs,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
     crate::logging::init(args.serving.verbosity());
-    let filter = match Filter::compile(&FilterSpec::default()) {
+    let spec = FilterSpec {
+        accept_hosts: args.accept_hosts.clone(),
+        ..FilterSpec::default()
+    };
+    let filter = match Filter::compile(&spec) {
         Ok(filter) => filter,
         Err(err) => {
             eprintln!("error: {err}");
@@ -52,26 +70,20 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Some(path) => Listen::Unix(path.clone()),
         None => Listen::Tcp(format!("{}:{}", args.address, args.port)),
     };
-    let serving = Serving {
-        listen,
-        api_prefix: "/".to_owned(),
-        www: None,
-        filter: Some(filter),
-        append_server_path: true,
-        header_timeout: (!args.header_timeout.is_zero()).then_some(args.header_timeout),
-        warn_server_path: false,
-        origins: true,
-    };
-    serving::run(&args.serving, serving, |addr| {
+    let serving = Serving::gateway(listen, filter, args.header_timeout, args.mount.clone());
+    serving::run(&args.serving, serving, |running| {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "Starting to serve on {addr}");
-        if let LocalAddr::Tcp(socket) = addr {
+        let _ = writeln!(out, "Starting to serve on {}", running.local_addr());
+        if let LocalAddr::Tcp(socket) = running.local_addr() {
             let port = socket.port();
             let _ = writeln!(
                 out,
                 "Services: http://localhost:{port}{index} (each at http://<name>.<namespace>.svc.localhost:{port}/)",
                 index = crate::local::INDEX_PATH
             );
+        }
+        for (target, addr) in running.mounts() {
+            let _ = writeln!(out, "Mounted {target} on http://{addr}/");
         }
         let _ = out.flush();
     })

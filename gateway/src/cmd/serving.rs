@@ -2,7 +2,7 @@
 //! the wait for SIGINT/SIGTERM.
 //!
 //! Contract: [`run`] loads the kubeconfig (`config`), builds the authenticated client (`auth`),
-//! starts the server, calls `on_listening` with the bound address once the listener exists
+//! starts the server, calls `on_listening` with the running server once its listeners exist
 //! (so `--port=0` reports the real port), serves until SIGINT or SIGTERM, then shuts down
 //! gracefully within [`SHUTDOWN_GRACE`] and exits 0. Start-up failures print one
 //! `error: ...` line on stderr and exit 1.
@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::admit::Filter;
-use crate::server::{self, Listen, LocalAddr, OriginSettings, ServerConfig};
+use crate::server::{self, Listen, Mount, OriginSettings, RunningServer, ServerConfig};
 use crate::upstream;
 
 /// How long in-flight requests may run on after SIGINT/SIGTERM.
@@ -36,6 +36,10 @@ impl ClusterArgs {
     pub(crate) fn verbosity(&self) -> u8 {
         self.v
     }
+
+    pub(crate) fn kube(&self) -> &config::KubeArgs {
+        &self.kube
+    }
 }
 
 /// The server settings a command chose.
@@ -50,13 +54,94 @@ pub(crate) struct Serving {
     pub(crate) warn_server_path: bool,
     /// Serve service origins and the gateway's own pages (`kgate serve`).
     pub(crate) origins: bool,
+    /// Services to bind at the root of addresses of their own (`--mount`), resolved against
+    /// the kubeconfig's namespace once it is loaded.
+    pub(crate) mounts: Vec<MountArg>,
+}
+
+impl Serving {
+    /// The gateway with kgate's own defaults (`kgate serve`, `kgate open`): the API at `/`
+    /// behind `filter` with the kubeconfig server's path kept, service origins, `mounts`, and
+    /// `header_timeout` (zero: no bound) on the wait for the API server's response head.
+    pub(crate) fn gateway(
+        listen: Listen,
+        filter: Filter,
+        header_timeout: Duration,
+        mounts: Vec<MountArg>,
+    ) -> Self {
+        Self {
+            listen,
+            api_prefix: "/".to_owned(),
+            www: None,
+            filter: Some(filter),
+            append_server_path: true,
+            header_timeout: (!header_timeout.is_zero()).then_some(header_timeout),
+            warn_server_path: false,
+            origins: true,
+            mounts,
+        }
+    }
+}
+
+/// One `--mount <target>=<address>`, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MountArg {
+    /// `svc/<ns>/<name>[:<port>]` or any other address form, without a path.
+    pub(crate) target: String,
+    /// `host:port`; a bare port means `127.0.0.1:<port>`.
+    pub(crate) address: String,
+}
+
+impl MountArg {
+    /// clap's parser for `--mount`.
+    pub(crate) fn parse(arg: &str) -> Result<Self, String> {
+        let Some((target, address)) = arg.rsplit_once('=') else {
+            return Err(format!(
+                "expected <target>=<address>, e.g. svc/monitoring/grafana=127.0.0.1:3000, not {arg:?}"
+            ));
+        };
+        if target.is_empty() {
+            return Err("the target before '=' is empty".to_owned());
+        }
+        let address = if !address.is_empty() && address.bytes().all(|b| b.is_ascii_digit()) {
+            format!("127.0.0.1:{address}")
+        } else {
+            address.to_owned()
+        };
+        if address.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "the address after '=' must be <ip>:<port> or a port (127.0.0.1:3000, [::1]:3000, 3000), not {address:?}"
+            ));
+        }
+        Ok(Self {
+            target: target.to_owned(),
+            address,
+        })
+    }
+
+    /// The mount, with a target written without its namespace put in `namespace`.
+    pub(crate) fn resolve(&self, namespace: &str) -> anyhow::Result<Mount> {
+        let address = urlgrammar::Address::parse(&self.target, Some(namespace))
+            .with_context(|| format!("--mount {}", self.target))?;
+        if !address.rest.is_empty() {
+            anyhow::bail!(
+                "--mount {}: a mount serves the whole service at its root; drop the path {:?}",
+                self.target,
+                address.rest.to_string()
+            );
+        }
+        Ok(Mount {
+            target: address.target,
+            address: self.address.clone(),
+        })
+    }
 }
 
 /// Runs the server until a signal; returns the process exit code.
 pub(crate) fn run(
     cluster: &ClusterArgs,
     serving: Serving,
-    on_listening: impl FnOnce(&LocalAddr),
+    on_listening: impl FnOnce(&RunningServer),
 ) -> ExitCode {
     let runtime = match runtime_builder().enable_all().build() {
         Ok(rt) => rt,
@@ -98,7 +183,7 @@ const DEFAULT_THREADS: usize = 1;
 async fn serve(
     cluster: &ClusterArgs,
     serving: Serving,
-    on_listening: impl FnOnce(&LocalAddr),
+    on_listening: impl FnOnce(&RunningServer),
 ) -> anyhow::Result<()> {
     let config = config::ClusterConfig::load(&cluster.kube).context("loading the kubeconfig")?;
     let server_path = config.server.path().to_owned();
@@ -112,6 +197,11 @@ async fn serve(
     let client = upstream::connect_client(&config, serving.append_server_path)
         .with_context(|| format!("setting up the client for {}", config.server))?;
     let origins = serving.origins.then(|| origin_settings(&config, &client));
+    let mounts = serving
+        .mounts
+        .iter()
+        .map(|mount| mount.resolve(&config.namespace))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let header_timeout = serving.header_timeout.or(config.request_timeout);
     let running = server::start(ServerConfig {
         listen: serving.listen,
@@ -122,9 +212,10 @@ async fn serve(
         header_timeout,
         shutdown_grace: SHUTDOWN_GRACE,
         origins,
+        mounts,
     })
     .await?;
-    on_listening(running.local_addr());
+    on_listening(&running);
     tracing::info!(
         "serving on {} in front of {}",
         running.local_addr(),
