@@ -202,6 +202,16 @@ fn print_banner(cluster: &SimCluster, kubeconfig: &Path, gateway: Option<&LocalA
                  http://grafana.monitoring.svc.localhost:{port}/",
                 index = crate::local::INDEX_PATH
             );
+            let flag = if port == DEFAULT_PORT {
+                String::new()
+            } else {
+                format!(" --gateway-port={port}")
+            };
+            let _ = writeln!(
+                out,
+                "  kgate open{flag} svc/demo/shop   (from another terminal, with the KUBECONFIG \
+                 above: opens your browser through this gateway)"
+            );
             let _ = writeln!(
                 out,
                 "\nWith curl, the kubectl proxy paths:\n  curl '{base}{es}'"
