@@ -46,16 +46,18 @@
 //! connection while the client may still be sending; closing a socket with unread input makes
 //! the kernel send a reset: a client that is still writing gets a write error and most never
 //! read the answer (and some systems discard received data on a reset). As Go's
-//! `closeWriteAndWait`, [`Lingering`] shuts down the write side first and, when client input is
-//! waiting unread at that moment, reads and discards it until the client closes, for at most
-//! [`LINGER_TIME`] or [`LINGER_BYTES`], so the client sees the status. A normal close (nothing
-//! unread) is not delayed. A client that sends more than that before reading, or whose excess
-//! input is still in flight when the connection closes, can see a reset instead.
+//! `closeWriteAndWait`, [`Lingering`] shuts down the write side first and then reads and
+//! discards client input until the client closes, for at most [`LINGER_TIME`] or
+//! [`LINGER_BYTES`], so the client sees the status. It does so when input is waiting unread at
+//! that moment, and always after an answer hyper wrote on its own (a response head written
+//! with no request handed to the gateway for it): that client was still sending its head, and
+//! its next bytes may simply not have arrived yet. Any other close with nothing unread is not
+//! delayed. A client that sends more than the bounds allow before reading can see a reset.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -209,7 +211,9 @@ fn soft_open_files(limits: &str) -> Option<usize> {
 /// other direction still in use, so its input must never be discarded.
 pub(crate) struct Lingering<I> {
     io: I,
-    enabled: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    /// Response heads written (the start of a write that is an HTTP/1 status line, not 1xx).
+    answered: usize,
     phase: Phase,
     /// The connection's slot under the cap, released when the socket is dropped.
     _slot: Option<OwnedSemaphorePermit>,
@@ -220,18 +224,39 @@ enum Phase {
     Draining {
         deadline: Pin<Box<tokio::time::Sleep>>,
         discarded: usize,
+        /// hyper answered a head it refused: wait for input even when none is unread yet.
+        refused: bool,
     },
     Closed,
 }
 
-/// Turns lingering off for one connection; cheap to clone into the request service.
+/// What the request service tells its connection's [`Lingering`].
+#[derive(Default)]
+struct Shared {
+    disabled: AtomicBool,
+    /// Requests handed to the service; hyper answers the others (refused heads) itself.
+    dispatched: AtomicUsize,
+}
+
+/// The request service's handle on its connection's lingering; cheap to clone.
 #[derive(Clone)]
-pub(crate) struct LingerSwitch(Arc<AtomicBool>);
+pub(crate) struct LingerSwitch(Arc<Shared>);
 
 impl LingerSwitch {
+    /// Turns lingering off for the connection (it may become a tunnel).
     pub(crate) fn disable(&self) {
-        self.0.store(false, Ordering::Relaxed);
+        self.0.disabled.store(true, Ordering::Relaxed);
     }
+
+    /// Counts a request handed to the service, whose answer is then the service's.
+    pub(crate) fn dispatched(&self) {
+        self.0.dispatched.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether a write starts with a final response's status line (`HTTP/1.x NNN`, not 1xx).
+fn is_response_head(buf: &[u8]) -> bool {
+    buf.len() > 9 && buf.starts_with(b"HTTP/1.") && buf[8] == b' ' && buf[9] != b'1'
 }
 
 impl<I> Lingering<I> {
@@ -240,17 +265,25 @@ impl<I> Lingering<I> {
         io: I,
         slot: impl Into<Option<OwnedSemaphorePermit>>,
     ) -> (Self, LingerSwitch) {
-        let enabled = Arc::new(AtomicBool::new(true));
-        let switch = LingerSwitch(enabled.clone());
+        let shared = Arc::new(Shared::default());
+        let switch = LingerSwitch(shared.clone());
         (
             Self {
                 io,
-                enabled,
+                shared,
+                answered: 0,
                 phase: Phase::Open,
                 _slot: slot.into(),
             },
             switch,
         )
+    }
+
+    /// Notes a response head at the start of the `written` bytes of `buf`.
+    fn count_head(&mut self, written: usize, buf: &[u8]) {
+        if written > 0 && is_response_head(buf) {
+            self.answered += 1;
+        }
     }
 }
 
@@ -270,7 +303,10 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let written = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
+        this.count_head(written, buf);
+        Poll::Ready(Ok(written))
     }
 
     fn poll_write_vectored(
@@ -278,7 +314,14 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        this.count_head(written, first);
+        Poll::Ready(Ok(written))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -295,10 +338,11 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
             match &mut this.phase {
                 Phase::Open => {
                     ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
-                    this.phase = if this.enabled.load(Ordering::Relaxed) {
+                    this.phase = if !this.shared.disabled.load(Ordering::Relaxed) {
                         Phase::Draining {
                             deadline: Box::pin(tokio::time::sleep(LINGER_TIME)),
                             discarded: 0,
+                            refused: this.answered > this.shared.dispatched.load(Ordering::Relaxed),
                         }
                     } else {
                         Phase::Closed
@@ -307,6 +351,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
                 Phase::Draining {
                     deadline,
                     discarded,
+                    refused,
                 } => {
                     if deadline.as_mut().poll(cx).is_ready() || *discarded >= LINGER_BYTES {
                         this.phase = Phase::Closed;
@@ -320,7 +365,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Lingering<I> {
                         }
                         // Nothing unread when the connection closes (every normal close): no
                         // reset can follow, so there is nothing to wait for.
-                        Poll::Pending if *discarded == 0 => this.phase = Phase::Closed,
+                        Poll::Pending if *discarded == 0 && !*refused => {
+                            this.phase = Phase::Closed;
+                        }
                         Poll::Pending => return Poll::Pending,
                         // End of input or an error: the client has gone, nothing to protect.
                         Poll::Ready(_) => this.phase = Phase::Closed,
@@ -397,6 +444,63 @@ mod tests {
         // The client neither sends nor closes: a draining shutdown would wait for it.
         let _client = client;
         server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn after_hypers_own_answer_the_close_waits_for_input_still_on_its_way() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (mut server, _switch) = Lingering::new(server, None);
+        // hyper refused a head (no request was dispatched) with nothing unread at that moment:
+        // the client is between two writes of its head.
+        server
+            .write_all(b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n")
+            .await
+            .unwrap();
+        let shutdown = tokio::spawn(async move { server.shutdown().await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !shutdown.is_finished(),
+            "closed before the rest of the head arrived"
+        );
+        let (mut client_read, mut client_write) = tokio::io::split(client);
+        client_write.write_all(&[b'h'; 20_000]).await.unwrap();
+        let mut answer = Vec::new();
+        client_read.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 431"));
+        drop((client_read, client_write));
+        shutdown.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn after_the_services_answer_a_close_with_nothing_unread_is_not_delayed() {
+        use tokio::io::AsyncWriteExt;
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let (mut server, switch) = Lingering::new(server, None);
+        switch.dispatched();
+        server
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .unwrap();
+        let head = [
+            io::IoSlice::new(b""),
+            io::IoSlice::new(b"HTTP/1.0 400 Bad\r\n\r\n"),
+        ];
+        let written = server.write_vectored(&head).await.unwrap();
+        assert_eq!(written, head[1].len());
+        let _client = client;
+        server.shutdown().await.unwrap();
+    }
+
+    #[test]
+    fn response_heads_are_final_status_lines_only() {
+        assert!(is_response_head(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        ));
+        assert!(is_response_head(b"HTTP/1.0 200 OK\r\n"));
+        assert!(!is_response_head(b"HTTP/1.1 101 Switching Protocols\r\n"));
+        assert!(!is_response_head(b"HTTP/1.1"));
+        assert!(!is_response_head(b"{\"kind\":\"Status\"}"));
     }
 
     #[tokio::test]

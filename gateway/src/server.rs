@@ -433,6 +433,7 @@ async fn serve_connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        linger.dispatched();
         // A connection that may become a tunnel must not discard input when it closes.
         if req.headers().contains_key(header::UPGRADE) || req.method() == http::Method::CONNECT {
             linger.disable();
