@@ -287,9 +287,20 @@ async fn index_page_in_chromium() {
     }
     assert!(checked >= 8, "{checked} links checked");
 
-    // Enter in the filter opens the first visible link: the service's origin.
+    // Enter in the filter opens the first visible link: the service's origin. The filter has
+    // `autofocus`, which Chromium applies at a rendering update after the load: wait for it,
+    // or the text goes nowhere.
     page.goto(&home).await.unwrap();
+    page.wait_for(
+        "document.activeElement && document.activeElement.id === 'filter'",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
     page.call("Input.insertText", json!({"text": "echo admin"}))
+        .await
+        .unwrap();
+    page.wait_for(&format!("{visible}.length === 1"), Duration::from_secs(10))
         .await
         .unwrap();
     page.call(
