@@ -8,6 +8,9 @@
 //!   optionally a jq expression on the JSON body ([`JsonExpr`]) and a regular expression that
 //!   must match somewhere in the body (decoded as UTF-8, invalid bytes replaced).
 //! - Targets run at most `parallel` at a time; results come back in the order of the targets.
+//! - When the API server answers 503 for a service target because of its port or endpoints
+//!   (`no endpoints available`, `no service port`), the service is read and the reason says
+//!   why: the ports it does have, as targets to copy, or that no endpoint is ready.
 //! - [`exit_code`]: 0 when every target passed, 1 when any failed. A transport failure (API
 //!   server unreachable, timeout) is a failed check, not a usage error: a script asking "is it
 //!   healthy?" gets "no".
@@ -20,8 +23,11 @@ use regex::Regex;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::client::{ApiResponse, KubeApi, TransportError};
+use urlgrammar::{Kind, Port, Rest, Target};
+
+use crate::client::{ApiResponse, KubeApi, NamespaceScope, TransportError, list_services};
 use crate::expr::{ExprOutcome, JsonExpr};
+use crate::model::{Readiness, ServiceInfo};
 
 /// At most this much of a checked body is read.
 pub const MAX_CHECK_BODY: usize = 8 << 20;
@@ -262,6 +268,13 @@ async fn check_one<C: KubeApi>(
             Err(e) => (None, Verdict::Fail, e.to_string()),
         };
         if verdict == Verdict::Pass || attempts > opts.retries {
+            let mut reason = reason;
+            if status == Some(503)
+                && let Some(hint) = explain_unavailable(client, &target.path, &reason).await
+            {
+                reason.push_str("; ");
+                reason.push_str(&hint);
+            }
             return CheckResult {
                 target: target.label.clone(),
                 path: target.path.clone(),
@@ -273,6 +286,70 @@ async fn check_one<C: KubeApi>(
             };
         }
         tokio::time::sleep(opts.retry_interval).await;
+    }
+}
+
+/// What the service itself says about a 503 the API server gave for it: the port the target
+/// names is not one of the service's (the commonest trip, kubernetes/kubectl#1479: a service
+/// whose only port is named needs that name in the target), or no endpoint behind the port is
+/// ready. `None` for other targets and answers, or when the service cannot be read.
+async fn explain_unavailable<C: KubeApi>(client: &C, path: &str, reason: &str) -> Option<String> {
+    // The API server's two messages for a port it cannot reach (kubectl-proxy-semantics §2.3).
+    if !(reason.contains("no endpoints available for service")
+        || reason.contains("no service port"))
+    {
+        return None;
+    }
+    let (target, rest) = Target::parse_api_path(path).ok()?;
+    if target.kind() != Kind::Service {
+        return None;
+    }
+    let scope = NamespaceScope::One(target.namespace()?.to_owned());
+    let services = list_services(client, &scope, None).await.ok()?;
+    let service = services.iter().find(|s| s.name == target.name())?;
+    Some(port_hint(&target, &rest, service))
+}
+
+/// The hint for [`explain_unavailable`], from the service's ports and their readiness.
+fn port_hint(target: &Target, rest: &Rest, service: &ServiceInfo) -> String {
+    let matched = service.ports.iter().find(|p| match target.port() {
+        None => p.name.is_empty(),
+        Some(Port::Number(n)) => p.port == *n,
+        Some(Port::Name(name)) => p.name == name.as_str(),
+    });
+    if let Some(port) = matched {
+        return match port.readiness {
+            Readiness { total: 0, .. } => {
+                "the service has no endpoints: does its selector match a running pod?".to_owned()
+            }
+            Readiness { ready: 0, total } => {
+                format!("none of the service's {total} endpoints is ready")
+            }
+            _ => "the service has ready endpoints now; try again".to_owned(),
+        };
+    }
+    let asked = match target.port() {
+        None => "no unnamed port".to_owned(),
+        Some(Port::Number(n)) => format!("no port {n}"),
+        Some(Port::Name(name)) => format!("no port named {:?}", name.as_str()),
+    };
+    let ports: Vec<String> = service
+        .ports
+        .iter()
+        .filter_map(|p| {
+            let port = if p.name.is_empty() {
+                Port::number(p.port).ok()?
+            } else {
+                Port::parse(&p.name).ok()?
+            };
+            let short = target.clone().with_port(Some(port)).short(rest);
+            Some(format!("{short} ({}/{})", p.port, p.protocol))
+        })
+        .collect();
+    match ports.as_slice() {
+        [] => format!("the service has {asked}, and no ports at all"),
+        [one] => format!("the service has {asked}; its port is {one}"),
+        many => format!("the service has {asked}; its ports are {}", many.join(", ")),
     }
 }
 
@@ -381,6 +458,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::model::ServicePort;
 
     fn resp(status: u16, body: &str) -> ApiResponse {
         ApiResponse {
@@ -451,6 +529,47 @@ mod tests {
         let mut big = resp(200, es);
         big.truncated = true;
         assert_eq!(judge(&big, &expect).0, Verdict::Fail);
+    }
+
+    #[test]
+    fn port_hints_name_the_ports_or_the_endpoints() {
+        let port = |name: &str, port, ready, total| ServicePort {
+            name: name.to_owned(),
+            port,
+            protocol: "TCP".to_owned(),
+            app_protocol: None,
+            readiness: Readiness { ready, total },
+        };
+        let mut service = ServiceInfo {
+            namespace: "web".to_owned(),
+            name: "api".to_owned(),
+            labels: Default::default(),
+            service_type: "ClusterIP".to_owned(),
+            load_balancer_ingress: Vec::new(),
+            ports: vec![port("", 8080, 0, 2)],
+        };
+        let (target, rest) =
+            Target::parse_api_path("/api/v1/namespaces/web/services/api/proxy/").unwrap();
+        assert_eq!(
+            port_hint(&target, &rest, &service),
+            "none of the service's 2 endpoints is ready"
+        );
+        let (by_name, rest) =
+            Target::parse_api_path("/api/v1/namespaces/web/services/api:grpc/proxy").unwrap();
+        assert_eq!(
+            port_hint(&by_name, &rest, &service),
+            "the service has no port named \"grpc\"; its port is svc/web/api:8080 (8080/TCP)"
+        );
+        service.ports[0].readiness = Readiness { ready: 1, total: 2 };
+        assert_eq!(
+            port_hint(&target, &rest, &service),
+            "the service has ready endpoints now; try again"
+        );
+        service.ports.clear();
+        assert_eq!(
+            port_hint(&target, &rest, &service),
+            "the service has no unnamed port, and no ports at all"
+        );
     }
 
     /// Answers each path from a script of (delay, status, body) per call.

@@ -365,6 +365,46 @@ async fn status_and_body_expectations_and_no_endpoints() {
         "{}",
         r.reason
     );
+    // The service says why (it has no endpoints at all), and names the ports a target missed.
+    assert!(
+        r.reason
+            .ends_with("; the service has no endpoints: does its selector match a running pod?"),
+        "{}",
+        r.reason
+    );
+    let missed = [
+        (
+            "/api/v1/namespaces/demo/services/shop/proxy/cart?id=1",
+            "no endpoints available for service \"shop\"; the service has no unnamed port; \
+             its port is svc/demo/shop:http/cart?id=1 (80/TCP)",
+        ),
+        (
+            "/api/v1/namespaces/demo/services/shop:8080/proxy/",
+            "no service port 8080 found for service \"shop\"; the service has no port 8080; \
+             its port is svc/demo/shop:http/ (80/TCP)",
+        ),
+        (
+            "/api/v1/namespaces/demo/services/echo:web/proxy/",
+            "the service has no port named \"web\"; its ports are svc/demo/echo:http/ (80/TCP), \
+             svc/demo/echo:admin/ (8080/TCP), svc/demo/echo:metrics/ (9090/TCP)",
+        ),
+    ];
+    for (path, hint) in missed {
+        let target = CheckTarget {
+            label: path.to_owned(),
+            path: path.to_owned(),
+        };
+        let report = run_checks(
+            &env.client,
+            &[target],
+            &Expectations::default(),
+            &CheckOptions::default(),
+        )
+        .await;
+        let r = &report.results[0];
+        assert_eq!(r.status, Some(503), "{path}: {}", r.reason);
+        assert!(r.reason.ends_with(hint), "{path}: {}", r.reason);
+    }
     let expect = Expectations {
         status: StatusMatcher::parse("503").unwrap(),
         ..Default::default()
