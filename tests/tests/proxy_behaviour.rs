@@ -317,6 +317,24 @@ fn command_line_validation_matches_kubectl() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_taken_port_is_one_clear_line_and_exit_1() {
+    let cluster = Cluster::start().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let kubeconfig = format!("--kubeconfig={}", cluster.kubeconfig.display());
+    let (code, _, err) = run_kgate(&["proxy", &kubeconfig, &format!("--port={port}")]);
+    assert_eq!(code, 1, "{err}");
+    // The OS's reason ("Address already in use") once, not repeated by each layer of the error.
+    let line = err.trim_end();
+    assert!(
+        line.starts_with(&format!("error: listen tcp 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+    assert!(!line.contains('\n'), "{err}");
+    assert_eq!(line.matches("in use").count(), 1, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn disable_filter_warns_like_kubectl() {
     let cluster = Cluster::start().await;
     let proxy = cluster.kgate_proxy(&["--disable-filter"]);

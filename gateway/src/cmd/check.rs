@@ -71,7 +71,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     match prepare(args) {
         Ok(prepared) => ExitCode::from(execute(prepared)),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", super::one_line(&*err));
             ExitCode::from(2)
         }
     }

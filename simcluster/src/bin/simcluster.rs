@@ -46,7 +46,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The crate's errors carry their cause in their message; `{e:#}` would repeat it.
+            eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }
