@@ -360,6 +360,9 @@ pub fn judge(resp: &ApiResponse, expect: &Expectations) -> (Verdict, String) {
         if let Some(detail) = status_message(&resp.body) {
             reason.push_str(": ");
             reason.push_str(&detail);
+        } else if let Some(location) = resp.location.as_deref().filter(|_| resp.status / 100 == 3) {
+            reason.push_str(": redirects to ");
+            reason.push_str(&redirect_target(location));
         }
         return (Verdict::Fail, reason);
     }
@@ -388,6 +391,15 @@ pub fn judge(resp: &ApiResponse, expect: &Expectations) -> (Verdict, String) {
         }
     }
     (Verdict::Pass, passed.join("; "))
+}
+
+/// Where a redirect points, as a short target when it is an API proxy path (the API server
+/// rewrites a service's `Location` into one), else as sent.
+fn redirect_target(location: &str) -> String {
+    match Target::parse_api_path(location) {
+        Ok((target, rest)) => target.short(&rest),
+        Err(_) => location.to_owned(),
+    }
 }
 
 /// The `message` of a Kubernetes `Status` body (what the API server says when it cannot proxy,
@@ -464,6 +476,7 @@ mod tests {
         ApiResponse {
             status,
             content_type: Some("application/json".to_owned()),
+            location: None,
             body: Bytes::from(body.to_owned()),
             truncated: false,
         }
@@ -529,6 +542,31 @@ mod tests {
         let mut big = resp(200, es);
         big.truncated = true;
         assert_eq!(judge(&big, &expect).0, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_redirect_says_where_it_points() {
+        let expect = Expectations::default();
+        let mut moved = resp(302, "<a>Found</a>");
+        moved.location =
+            Some("/api/v1/namespaces/monitoring/services/grafana:http/proxy/login".to_owned());
+        assert_eq!(
+            judge(&moved, &expect).1,
+            "status 302 does not match 2xx: redirects to svc/monitoring/grafana:http/login"
+        );
+        moved.location = Some("https://sso.example/auth?next=%2F".to_owned());
+        assert_eq!(
+            judge(&moved, &expect).1,
+            "status 302 does not match 2xx: redirects to https://sso.example/auth?next=%2F"
+        );
+        // Only redirects say so.
+        let mut created = resp(201, "");
+        created.location = Some("/x".to_owned());
+        let strict = Expectations {
+            status: StatusMatcher::parse("200").unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(judge(&created, &strict).1, "status 201 does not match 200");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub struct ApiResponse {
     pub status: u16,
     /// The `Content-Type` header, when present.
     pub content_type: Option<String>,
+    /// The `Location` header, when present (where a redirect points).
+    pub location: Option<String>,
     /// The body, at most the limit the caller asked for.
     pub body: Bytes,
     /// Whether the body was cut at the limit.
@@ -316,6 +318,7 @@ pub(crate) mod fake {
             Ok(ApiResponse {
                 status,
                 content_type: Some("application/json".to_owned()),
+                location: None,
                 body,
                 truncated,
             })

@@ -20,11 +20,15 @@ impl KubeApi for auth::ApiClient {
             })?;
         let response = self.send(request).await.map_err(|e| classify(self, &e))?;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(http::header::CONTENT_TYPE);
+        let location = header(http::header::LOCATION);
         let mut body = response.into_body();
         let mut buf = BytesMut::new();
         let mut truncated = false;
@@ -45,6 +49,7 @@ impl KubeApi for auth::ApiClient {
         Ok(ApiResponse {
             status,
             content_type,
+            location,
             body: Bytes::from(buf),
             truncated,
         })

@@ -77,6 +77,28 @@ impl Rest {
         }
     }
 
+    /// This rest, or the root `/` (keeping the query) when the path is empty: what a request
+    /// for the target itself should ask for, since the API server answers an empty path with a
+    /// 301 to the same path plus `/`.
+    ///
+    /// ```
+    /// use urlgrammar::Rest;
+    /// assert_eq!(Rest::default().or_root().to_string(), "/");
+    /// assert_eq!(Rest::parse("?pretty")?.or_root().to_string(), "/?pretty");
+    /// assert_eq!(Rest::parse("/healthz")?.or_root().to_string(), "/healthz");
+    /// # Ok::<(), urlgrammar::ParseError>(())
+    /// ```
+    pub fn or_root(self) -> Self {
+        if self.path.is_empty() {
+            Rest {
+                path: "/".to_owned(),
+                query: self.query,
+            }
+        } else {
+            self
+        }
+    }
+
     /// The path, empty or starting with `/`.
     pub fn path(&self) -> &str {
         &self.path

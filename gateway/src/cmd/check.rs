@@ -6,7 +6,8 @@
 //! `--watch`, rounds repeat until interrupted, and the exit code is the last round's.
 //!
 //! A target is any address form kgate reads (`svc/<ns>/<name>[:<port>][/<path>]`, an API
-//! proxy path, a gateway or origin URL). An unspecified scheme becomes `https:` for a port
+//! proxy path, a gateway or origin URL). A short target or origin without a path checks the
+//! target's root (`.../proxy/`); an API path or URL is requested exactly as written. An unspecified scheme becomes `https:` for a port
 //! named `https` or numbered 443, as kgate's gateway does; a numbered port that is *named*
 //! `https` needs `:https` or an explicit `https:` (the service is not looked up).
 
@@ -20,7 +21,7 @@ use discovery::check::{
     run_checks,
 };
 use discovery::expr::JsonExpr;
-use urlgrammar::{Address, Scheme};
+use urlgrammar::{Address, Form, Scheme};
 
 /// Arguments of `kgate check`.
 #[derive(Debug, clap::Args)]
@@ -87,6 +88,29 @@ struct Prepared {
     runtime: tokio::runtime::Runtime,
 }
 
+/// The API path to `GET` for one target as the user wrote it.
+fn check_target(input: &str, default_namespace: &str) -> anyhow::Result<CheckTarget> {
+    let address = Address::parse(input, Some(default_namespace))
+        .with_context(|| format!("reading the target {input:?}"))?;
+    let mut target = address.target;
+    // As the gateway does: a port named https or numbered 443 is reached over TLS.
+    if target.scheme() == Scheme::Unspecified && target.effective_scheme() == Scheme::Https {
+        target = target.with_scheme(Scheme::Https);
+    }
+    // A short target or origin without a path means the target's root: the API server answers
+    // `.../proxy` with a 301 to `.../proxy/` (kubectl-proxy-semantics §2.6,
+    // `proxyRedirectsforRootPath`), which would fail every check of a bare target. An API path
+    // or URL is checked exactly as written.
+    let rest = match address.form {
+        Form::Short | Form::Host | Form::Origin => address.rest.or_root(),
+        Form::Api | Form::Gateway => address.rest,
+    };
+    Ok(CheckTarget {
+        label: input.to_owned(),
+        path: target.api_path(&rest),
+    })
+}
+
 /// Everything that can be a usage or configuration error (exit 2), before any check runs.
 fn prepare(args: Args) -> anyhow::Result<Prepared> {
     let json = args
@@ -103,20 +127,11 @@ fn prepare(args: Args) -> anyhow::Result<Prepared> {
         anyhow::bail!("--watch needs an interval above zero, e.g. --watch 10s");
     }
     let config = config::ClusterConfig::load(&args.kube).context("loading the kubeconfig")?;
-    let mut targets = Vec::new();
-    for input in &args.targets {
-        let address = Address::parse(input, Some(&config.namespace))
-            .with_context(|| format!("reading the target {input:?}"))?;
-        let mut target = address.target;
-        // As the gateway does: a port named https or numbered 443 is reached over TLS.
-        if target.scheme() == Scheme::Unspecified && target.effective_scheme() == Scheme::Https {
-            target = target.with_scheme(Scheme::Https);
-        }
-        targets.push(CheckTarget {
-            label: input.clone(),
-            path: target.api_path(&address.rest),
-        });
-    }
+    let targets = args
+        .targets
+        .iter()
+        .map(|input| check_target(input, &config.namespace))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let client = auth::ApiClient::new(&config, auth::ClientOptions::default())
         .context("setting up the API server client")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -233,6 +248,15 @@ mod tests {
         assert_eq!(check(&kc, &[es, not_red[0], not_red[1]]), ExitCode::from(1));
         // No endpoints: the API server answers 503.
         assert_eq!(check(&kc, &["svc/demo/offline:http/"]), ExitCode::from(1));
+        // A bare target is its root; the API path without `/` is the API server's 301.
+        assert_eq!(check(&kc, &["svc/demo/shop:http"]), ExitCode::from(0));
+        let unslashed = "/api/v1/namespaces/demo/services/shop:http/proxy";
+        assert_eq!(check(&kc, &[unslashed]), ExitCode::from(1));
+        let redirect = ["--expect-status", "301"];
+        assert_eq!(
+            check(&kc, &[unslashed, redirect[0], redirect[1]]),
+            ExitCode::from(0)
+        );
         // Usage and configuration errors.
         assert_eq!(
             check(&kc, &[es, "--expect-json", ".status =="]),
@@ -244,6 +268,33 @@ mod tests {
         // The default namespace comes from the kubeconfig (`default`); `kubernetes` has no
         // proxyable endpoints, as in a real cluster.
         assert_eq!(check(&kc, &["svc/kubernetes:443/"]), ExitCode::from(1));
+    }
+
+    #[test]
+    fn bare_targets_check_the_root_and_api_paths_are_kept() {
+        let path = |input: &str| check_target(input, "demo").unwrap().path;
+        let svc = "/api/v1/namespaces/demo/services";
+        assert_eq!(path("svc/shop:http"), format!("{svc}/shop:http/proxy/"));
+        assert_eq!(
+            path("svc/shop:http?x=1"),
+            format!("{svc}/shop:http/proxy/?x=1")
+        );
+        assert_eq!(
+            path("svc/shop:http/cart"),
+            format!("{svc}/shop:http/proxy/cart")
+        );
+        assert_eq!(
+            path("http.shop.demo.svc.localhost:8001"),
+            format!("{svc}/shop:http/proxy/")
+        );
+        assert_eq!(
+            path("/api/v1/namespaces/demo/services/shop:http/proxy"),
+            format!("{svc}/shop:http/proxy")
+        );
+        assert_eq!(
+            path("svc/kube-system/metrics-server:443"),
+            "/api/v1/namespaces/kube-system/services/https:metrics-server:443/proxy/"
+        );
     }
 
     #[test]
