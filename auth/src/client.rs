@@ -516,7 +516,7 @@ impl ApiClient {
                 reason: tls.to_string(),
             };
         }
-        let reason = crate::oidc::error_chain(error);
+        let reason = crate::error_chain(error);
         if find_io_kind(error) == Some(std::io::ErrorKind::TimedOut) {
             return SendError::Timeout {
                 server,

@@ -8,6 +8,51 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+/// An error and its causes on one line (`outer: inner: innermost`), for messages and logs.
+///
+/// Many error types put their cause in their own message and also return it from `source()`
+/// (thiserror's `#[error("...: {source}")]`); a cause whose text is already on the line is not
+/// repeated, so no message says the same thing twice.
+///
+/// ```
+/// use std::error::Error;
+/// use std::fmt;
+///
+/// /// Prints its cause and also returns it from `source()`.
+/// #[derive(Debug)]
+/// struct Listen(std::io::Error);
+/// impl fmt::Display for Listen {
+///     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         write!(f, "listen tcp 127.0.0.1:8001: {}", self.0)
+///     }
+/// }
+/// impl Error for Listen {
+///     fn source(&self) -> Option<&(dyn Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+///
+/// let io = || std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+/// assert_eq!(
+///     auth::error_chain(&Listen(io())),
+///     "listen tcp 127.0.0.1:8001: address in use"
+/// );
+/// assert_eq!(auth::error_chain(&io()), "address in use");
+/// ```
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Whose fault a [`SendError`] is, for the gateway's single error-classification point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {

@@ -21,7 +21,7 @@ pub use client::{
     ApiClient, Body, BoxError, ClientAuthorization, ClientOptions, empty_body, full_body,
     is_upgrade,
 };
-pub use error::{BuildError, CredentialError, Fault, SendError};
+pub use error::{BuildError, CredentialError, Fault, SendError, error_chain};
 
 #[cfg(test)]
 mod tests {

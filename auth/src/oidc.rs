@@ -229,7 +229,7 @@ impl OidcProvider {
                 .http
                 .request(request)
                 .await
-                .map_err(|e| self.issuer_error(at, error_chain(&e)))?;
+                .map_err(|e| self.issuer_error(at, crate::error_chain(&e)))?;
             let status = response.status();
             let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
                 .collect()
@@ -254,19 +254,4 @@ pub(crate) fn jwt_expiry(token: &str) -> Option<jiff::Timestamp> {
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?.as_f64()?;
     jiff::Timestamp::from_second(exp as i64).ok()
-}
-
-/// An error and its sources on one line.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

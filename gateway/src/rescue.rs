@@ -80,7 +80,7 @@ impl ProxyError {
             tracing::warn!("Error while proxying request: {self}");
             return go_error(status, &self.to_string());
         }
-        tracing::warn!(%method, path, status = status.as_u16(), "proxy error: {}", chain(&self));
+        tracing::warn!(%method, path, status = status.as_u16(), "proxy error: {}", auth::error_chain(&self));
         let (status, message) = self.describe();
         status_json(status, reason, &message)
     }
@@ -89,28 +89,12 @@ impl ProxyError {
     pub(crate) fn describe(&self) -> (StatusCode, String) {
         let (status, _, advice) = self.classify();
         let message = if advice.is_empty() {
-            chain(self)
+            auth::error_chain(self)
         } else {
-            format!("{}; {advice}", chain(self))
+            format!("{}; {advice}", auth::error_chain(self))
         };
         (status, message)
     }
-}
-
-/// The error and its sources on one line (`a: b: c`), without repeating a source that the
-/// outer message already printed.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// A Kubernetes `metav1.Status` failure, as the API server writes it.

@@ -72,7 +72,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     match prepare(args) {
         Ok(prepared) => ExitCode::from(execute(prepared)),
         Err(err) => {
-            eprintln!("error: {}", super::one_line(&*err));
+            eprintln!("error: {}", auth::error_chain(&*err));
             ExitCode::from(2)
         }
     }

@@ -31,7 +31,7 @@ fn run_to(args: &Args, stdout: &mut impl Write, stderr: &mut impl Write) -> u8 {
             out.exit_code
         }
         Err(err) => {
-            let _ = writeln!(stderr, "error: {}", super::one_line(&*err));
+            let _ = writeln!(stderr, "error: {}", auth::error_chain(&*err));
             1
         }
     }

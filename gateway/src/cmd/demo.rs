@@ -59,7 +59,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
     match runtime.block_on(demo(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", super::one_line(&*err));
+            eprintln!("error: {}", auth::error_chain(&*err));
             ExitCode::from(1)
         }
     }

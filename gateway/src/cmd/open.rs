@@ -60,14 +60,14 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let config = match config::ClusterConfig::load(args.serving.kube()) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("error: loading the kubeconfig: {}", super::one_line(&err));
+            eprintln!("error: loading the kubeconfig: {}", auth::error_chain(&err));
             return ExitCode::from(1);
         }
     };
     let address = match parse_target(&args.target, &config.namespace) {
         Ok(address) => address,
         Err(err) => {
-            eprintln!("error: {}", super::one_line(&*err));
+            eprintln!("error: {}", auth::error_chain(&*err));
             return ExitCode::from(2);
         }
     };

@@ -153,7 +153,7 @@ pub(crate) fn run(
     match runtime.block_on(serve(cluster, serving, on_listening)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", super::one_line(&*err));
+            eprintln!("error: {}", auth::error_chain(&*err));
             ExitCode::from(1)
         }
     }

@@ -122,7 +122,7 @@ pub(crate) fn run(command: UrlCommand) -> ExitCode {
         }
         Err(e) => {
             // One line: urlgrammar's messages are single lines, and so is the context added here.
-            eprintln!("error: {}", super::one_line(&*e));
+            eprintln!("error: {}", auth::error_chain(&*e));
             ExitCode::from(USAGE_ERROR)
         }
     }

@@ -50,11 +50,11 @@ pub(crate) fn run(args: Args) -> ExitCode {
     match run_inner(&args) {
         Ok(code) => ExitCode::from(code),
         Err(Failure::Usage(err)) => {
-            eprintln!("error: {}", super::one_line(&*err));
+            eprintln!("error: {}", auth::error_chain(&*err));
             ExitCode::from(2)
         }
         Err(Failure::Api(err)) => {
-            eprintln!("error: {}", super::one_line(&*err));
+            eprintln!("error: {}", auth::error_chain(&*err));
             ExitCode::from(1)
         }
     }
