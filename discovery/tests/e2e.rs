@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use discovery::check::{
-    CheckOptions, CheckTarget, Expectations, StatusMatcher, Verdict, exit_code, run_checks,
+    CheckOptions, CheckResult, CheckTarget, Expectations, StatusMatcher, Verdict, exit_code,
+    run_checks,
 };
 use discovery::cluster_info::cluster_info;
 use discovery::expr::JsonExpr;
@@ -271,20 +272,22 @@ async fn urls_list_every_port_with_scheme_and_readiness() {
             label: format!("{}/{}", e.name, e.port),
             path,
         };
-        let report = run_checks(
-            &env.client,
-            &[target],
-            &Expectations::default(),
-            &CheckOptions::default(),
-        )
-        .await;
-        assert_eq!(
-            report.results[0].verdict,
-            Verdict::Pass,
-            "{:?}",
-            report.results[0]
-        );
+        let result = check_default(&env, target).await;
+        assert_eq!(result.verdict, Verdict::Pass, "{result:?}");
     }
+}
+
+/// One target checked with the default expectations and options.
+async fn check_default(env: &Env, target: CheckTarget) -> CheckResult {
+    run_checks(
+        &env.client,
+        &[target],
+        &Expectations::default(),
+        &CheckOptions::default(),
+    )
+    .await
+    .results
+    .remove(0)
 }
 
 fn es_target() -> CheckTarget {
@@ -351,14 +354,7 @@ async fn status_and_body_expectations_and_no_endpoints() {
         label: "svc/demo/offline:http".to_owned(),
         path: "/api/v1/namespaces/demo/services/offline:http/proxy/".to_owned(),
     };
-    let report = run_checks(
-        &env.client,
-        std::slice::from_ref(&offline),
-        &Expectations::default(),
-        &CheckOptions::default(),
-    )
-    .await;
-    let r = &report.results[0];
+    let r = &check_default(&env, offline.clone()).await;
     assert_eq!((r.status, r.verdict), (Some(503), Verdict::Fail));
     assert!(
         r.reason.contains("no endpoints available for service"),
@@ -394,14 +390,7 @@ async fn status_and_body_expectations_and_no_endpoints() {
             label: path.to_owned(),
             path: path.to_owned(),
         };
-        let report = run_checks(
-            &env.client,
-            &[target],
-            &Expectations::default(),
-            &CheckOptions::default(),
-        )
-        .await;
-        let r = &report.results[0];
+        let r = check_default(&env, target).await;
         assert_eq!(r.status, Some(503), "{path}: {}", r.reason);
         assert!(r.reason.ends_with(hint), "{path}: {}", r.reason);
     }
