@@ -337,11 +337,7 @@ fn port_hint(target: &Target, rest: &Rest, service: &ServiceInfo) -> String {
         .ports
         .iter()
         .filter_map(|p| {
-            let port = if p.name.is_empty() {
-                Port::number(p.port).ok()?
-            } else {
-                Port::parse(&p.name).ok()?
-            };
+            let port = Port::parse(&p.port_ref()).ok()?;
             let short = target.clone().with_port(Some(port)).short(rest);
             Some(format!("{short} ({}/{})", p.port, p.protocol))
         })

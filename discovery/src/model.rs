@@ -44,6 +44,16 @@ pub struct ServicePort {
 }
 
 impl ServicePort {
+    /// How a target names this port: a named port by its name (what the API server matches
+    /// endpoints by), the unnamed port by its number (which the API server maps back to it).
+    pub fn port_ref(&self) -> String {
+        if self.name.is_empty() {
+            self.port.to_string()
+        } else {
+            self.name.clone()
+        }
+    }
+
     /// Whether the API server must be told to reach this port over TLS: the port is named
     /// `https` or is 443, the same rule `kubectl cluster-info` uses
     /// (`pkg/cmd/clusterinfo/clusterinfo.go`).

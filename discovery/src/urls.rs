@@ -141,13 +141,7 @@ pub fn url_entries(services: &[ServiceInfo], pods: &[PodInfo], opts: &UrlOptions
     };
     for svc in services {
         for p in &svc.ports {
-            // Named ports are addressed by name (what the API server matches endpoints by);
-            // an unnamed port by its number, which the API server maps back to the port.
-            let port_ref = if p.name.is_empty() {
-                p.port.to_string()
-            } else {
-                p.name.clone()
-            };
+            let port_ref = p.port_ref();
             push(
                 Kind::Service,
                 &svc.namespace,

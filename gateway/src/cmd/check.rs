@@ -7,9 +7,10 @@
 //!
 //! A target is any address form kgate reads (`svc/<ns>/<name>[:<port>][/<path>]`, an API
 //! proxy path, a gateway or origin URL). A short target or origin without a path checks the
-//! target's root (`.../proxy/`); an API path or URL is requested exactly as written. An unspecified scheme becomes `https:` for a port
-//! named `https` or numbered 443, as kgate's gateway does; a numbered port that is *named*
-//! `https` needs `:https` or an explicit `https:` (the service is not looked up).
+//! target's root (`.../proxy/`); an API path or URL is requested exactly as written. An
+//! unspecified scheme becomes `https:` for a port named `https` or numbered 443, as kgate's
+//! gateway does; a numbered port that is *named* `https` needs `:https` or an explicit `https:`
+//! (the service is not looked up).
 
 use std::io::Write;
 use std::process::ExitCode;
