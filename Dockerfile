@@ -1,10 +1,10 @@
 # kgate container image: build with the pinned toolchain, run as a non-root user from a
-# minimal image. CI replays the build command (`cargo build --release --locked -p gateway`)
+# minimal image. CI replays the build command (`cargo build --release --locked -p kgate`)
 # because no Docker engine runs on the build machines.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p gateway \
+RUN cargo build --release --locked -p kgate \
  && install -D -m 0755 target/release/kgate /out/kgate
 
 FROM gcr.io/distroless/cc-debian12:nonroot

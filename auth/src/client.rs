@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use config::ClusterConfig;
-use http::header::{AUTHORIZATION, CONNECTION, HOST, HeaderName, USER_AGENT};
+use http::header::{AUTHORIZATION, HOST, HeaderName, USER_AGENT};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -282,7 +282,7 @@ impl ApiClient {
     /// Sends a request (origin-form URI) to the API server; see the module docs for what is
     /// added. `Connection: upgrade` requests are sent over HTTP/1.1.
     pub async fn send(&self, request: Request<Body>) -> Result<Response<Incoming>, SendError> {
-        let upgrade = is_upgrade(request.headers());
+        let upgrade = wire::headers::is_upgrade(request.headers());
         self.send_inner(request, self.inner.append_server_path, upgrade)
             .await
     }
@@ -409,8 +409,7 @@ impl ApiClient {
             && parts.headers.contains_key(AUTHORIZATION);
         match policy {
             ClientAuthorization::Replace => {
-                parts.headers.remove(AUTHORIZATION);
-                strip_impersonation(&mut parts.headers);
+                wire::headers::strip_credentials(&mut parts.headers);
                 add_impersonation(&mut parts.headers, &inner.impersonation);
             }
             ClientAuthorization::KeepIfPresent => {
@@ -531,25 +530,6 @@ impl ApiClient {
             };
         }
         SendError::Protocol { server, reason }
-    }
-}
-
-/// httpstream's `IsUpgradeRequest`: any `Connection` value containing "upgrade".
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade"))
-    })
-}
-
-fn strip_impersonation(headers: &mut HeaderMap) {
-    let names: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("impersonate-"))
-        .cloned()
-        .collect();
-    for name in names {
-        headers.remove(name);
     }
 }
 

@@ -19,7 +19,6 @@ mod token_file;
 
 pub use client::{
     ApiClient, Body, BoxError, ClientAuthorization, ClientOptions, empty_body, full_body,
-    is_upgrade,
 };
 pub use error::{BuildError, CredentialError, Fault, SendError, error_chain};
 

@@ -11,13 +11,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use config::{ClientIdentity, PemData, TlsConfig};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, RootCertStore, SignatureScheme};
 use secrecy::ExposeSecret;
 
 use crate::error::BuildError;
@@ -147,7 +146,7 @@ pub(crate) fn client_config(
     let builder = if tls.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(InsecureVerifier { provider }))
+            .with_custom_certificate_verifier(wire::tls::InsecureVerifier::new(provider))
     } else {
         let roots = root_store(tls.ca.as_ref())?;
         let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -179,58 +178,4 @@ pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>, BuildError>
     ServerName::try_from(name.to_owned()).map_err(|_| BuildError::InvalidServerName {
         name: name.to_owned(),
     })
-}
-
-/// `insecure-skip-tls-verify`: any certificate is accepted; the handshake signature is still
-/// checked so that the connection at least talks to the holder of the presented key.
-#[derive(Debug)]
-struct InsecureVerifier {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for InsecureVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }

@@ -19,7 +19,9 @@ use http::Method;
 
 use crate::client::Endpoint;
 use crate::procs::{self, Child};
-use crate::upstream::{PROXY_PREFIX, Pki};
+use simcluster::pki::Pki;
+
+use crate::upstream::PROXY_PREFIX;
 
 /// How long a child may take to say it is serving.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -81,7 +83,7 @@ impl Programs {
         if !self.kgate.is_file() {
             bail!(
                 "the kgate binary is missing at {}: build it with `cargo build --release -p \
-                 gateway`, or pass --kgate <path>",
+                 kgate`, or pass --kgate <path>",
                 self.kgate.display()
             );
         }
@@ -129,8 +131,8 @@ impl World {
         let cert = dir.path().join("server.crt");
         let key = dir.path().join("server.key");
         let token_file = dir.path().join("token");
-        std::fs::write(&cert, &pki.server_cert_pem)?;
-        std::fs::write(&key, &pki.server_key_pem)?;
+        std::fs::write(&cert, pki.server_cert_pem())?;
+        std::fs::write(&key, pki.server_key_pem())?;
         std::fs::write(&token_file, &token)?;
 
         let exe = std::env::current_exe().context("locating the bench binary")?;
@@ -150,7 +152,7 @@ impl World {
             .with_context(|| format!("the stand-in printed a bad address `{addr}`"))?;
 
         let kubeconfig = dir.path().join("kubeconfig");
-        let ca = base64::engine::general_purpose::STANDARD.encode(&pki.ca_pem);
+        let ca = base64::engine::general_purpose::STANDARD.encode(pki.ca_pem());
         std::fs::write(
             &kubeconfig,
             format!(
@@ -164,7 +166,7 @@ impl World {
             dir,
             upstream,
             upstream_addr,
-            ca_pem: pki.ca_pem,
+            ca_pem: pki.ca_pem().to_owned(),
             token,
             kubeconfig,
         })

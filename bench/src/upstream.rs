@@ -2,7 +2,8 @@
 //! path through a proxy, and nothing that costs time on its side.
 //!
 //! Contract: HTTPS on `127.0.0.1` (HTTP/2 and HTTP/1.1 by ALPN, as the API server), a
-//! certificate from a bench CA ([`Pki`]), every request must carry `Authorization: Bearer
+//! certificate from a throwaway CA (simcluster's [`simcluster::pki::Pki`], the same chain the
+//! simulated cluster serves), every request must carry `Authorization: Bearer
 //! <token>` (else `401` with a Kubernetes `Status`). Under any
 //! `/api/v1/namespaces/<ns>/services/<svc>/proxy/` prefix it answers:
 //! - `small`: a small JSON document ([`SMALL_JSON`]);
@@ -28,10 +29,6 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
@@ -48,54 +45,8 @@ pub(crate) const PROXY_PREFIX: &str = "/api/v1/namespaces/bench/services/http:ba
 /// The chunk large bodies are streamed in.
 const CHUNK: usize = 64 * 1024;
 
-/// The bench's certificates: a CA, and a serving certificate for `127.0.0.1` and `localhost`.
-pub(crate) struct Pki {
-    pub(crate) ca_pem: String,
-    pub(crate) server_cert_pem: String,
-    pub(crate) server_key_pem: String,
-}
-
-impl Pki {
-    pub(crate) fn generate() -> anyhow::Result<Self> {
-        let ca_key = KeyPair::generate().context("generating the CA key")?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "kgate-bench-ca");
-        ca_params.distinguished_name = dn;
-        let ca_cert = ca_params
-            .self_signed(&ca_key)
-            .context("signing the CA certificate")?;
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let key = KeyPair::generate().context("generating the server key")?;
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "kube-apiserver");
-        params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        let cert = params
-            .signed_by(&key, &issuer)
-            .context("signing the server certificate")?;
-        Ok(Self {
-            ca_pem: ca_cert.pem(),
-            server_cert_pem: cert.pem(),
-            server_key_pem: key.serialize_pem(),
-        })
-    }
-}
-
-/// Reads the serving certificate and key written by [`Pki`] and builds the TLS configuration.
+/// Reads the serving certificate and key written by `setup` (from simcluster's
+/// [`simcluster::pki::Pki`]) and builds the TLS configuration.
 fn server_tls(cert: &Path, key: &Path) -> anyhow::Result<rustls::ServerConfig> {
     let cert_pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
     let key_pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;

@@ -9,6 +9,7 @@
 //! the filter opens the first visible link, and every link is reachable with `Tab`.
 
 use std::fmt::Write as _;
+use wire::html::escape;
 
 use crate::client::{KubeApi, ListError, NamespaceScope, list_services};
 use crate::model::ServiceInfo;
@@ -185,23 +186,6 @@ pub fn render_index(services: &[ServiceInfo], opts: &IndexOptions) -> String {
 pub async fn index_page<C: KubeApi>(client: &C, opts: &IndexOptions) -> Result<String, ListError> {
     let services = list_services(client, &NamespaceScope::All, None).await?;
     Ok(render_index(&services, opts))
-}
-
-/// Escapes text for HTML element content and double-quoted attributes (`&`, `<`, `>`, `"`,
-/// `'`); the gateway's own pages use it too.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //!   documented JSON shape);
 //! - [`index`]: the HTML index page a running gateway serves ([`index::index_page`] lists and
 //!   renders in one call; [`index::render_index`] is the pure renderer);
+//! - [`ports`]: the port (and scheme) an address without one stands for, cached briefly;
 //! - [`check`]: `kgate check`, health checks through the API server's proxy verb with
 //!   expectations on status, JSON ([`expr`]) and body, retries, timeouts and parallelism.
 //!
@@ -20,6 +21,7 @@ pub mod expr;
 pub mod index;
 mod kube;
 mod model;
+pub mod ports;
 pub mod urls;
 
 pub use client::{

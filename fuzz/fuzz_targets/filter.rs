@@ -1,9 +1,6 @@
-//! Fuzzes the `kubectl proxy` request filter (`gateway/src/admit.rs`): pattern-list compilation
-//! from command-line text, `extract_host` on arbitrary `Host` headers, and `Filter::check`.
-//!
-//! `admit.rs` lives in the `kgate` binary crate, which a fuzz target cannot depend on; it only
-//! needs `regex` and `thiserror`, so the file itself is compiled into this target (`#[path]`),
-//! unchanged: the code fuzzed is the code shipped.
+//! Fuzzes the `kubectl proxy` request filter (`gateway::admit::filter`): pattern-list
+//! compilation from command-line text, `extract_host` on arbitrary `Host` headers, and
+//! `Filter::check`, from the gateway library the `kgate` binary links.
 //!
 //! Properties: nothing panics; `extract_host` returns a prefix of its input, keeps the
 //! brackets of an IPv6 literal and drops a `:port`; the default filter refuses every path that
@@ -13,12 +10,7 @@
 //! pattern lists (accept-paths, reject-paths, accept-hosts, reject-methods).
 #![no_main]
 
-#[path = "../../gateway/src/admit.rs"]
-// Parts of the module serve only the binary (error fields read by its messages).
-#[allow(dead_code)]
-mod admit;
-
-use admit::{Filter, FilterSpec, extract_host};
+use gateway::filter::{Filter, FilterSpec, extract_host};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 
 /// Errors carried inside bodies (hyper's, I/O errors of static files).
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Any response body the gateway returns.
-pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A body of one chunk.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {

@@ -16,22 +16,19 @@
 //! - the index: every service by namespace with links to its origins and its readiness
 //!   (`discovery::index`), served with a `Content-Security-Policy` that allows only its own
 //!   inline style and script.
+//!
+//! Their refusals (a method other than `GET` or `HEAD`, an unknown page) are `rescue`'s to
+//! answer, and a `HEAD` of any of them gets the head alone ([`head_only`]).
 
 use std::time::Duration;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use urlgrammar::ContextLabel;
 
-use crate::body::{Body, empty};
-use crate::forward::ApiForwarder;
-use crate::origin::{escape, html_response, page};
-use crate::rescue::{go_error, moved_permanently, not_found};
-
-/// Where the gateway's own pages live on its API address.
-pub(crate) const LOCAL_PREFIX: &str = "/.kgate";
-
-/// The index page's path.
-pub(crate) const INDEX_PATH: &str = "/.kgate/";
+use crate::body::{Body, empty, full};
+use crate::pages::{INDEX_CSP, INDEX_PATH, LOCAL_PREFIX, html_response};
+use crate::rescue::{Error, Failure, Refusal};
+use crate::send::Sender;
 
 /// An API server answer younger than this makes the gateway ready without a probe.
 pub(crate) const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -39,9 +36,13 @@ pub(crate) const READY_WITHIN: Duration = Duration::from_secs(10);
 /// The bound on the readiness probe.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether `path` is one of the gateway's own pages.
-pub(crate) fn is_local(path: &str) -> bool {
-    path == LOCAL_PREFIX || path.starts_with(INDEX_PATH)
+/// A response to `HEAD`: the head of `res`, without its body.
+pub(crate) fn head_only(method: &Method, res: Response<Body>) -> Response<Body> {
+    if *method != Method::HEAD {
+        return res;
+    }
+    let (parts, _) = res.into_parts();
+    Response::from_parts(parts, empty())
 }
 
 /// The gateway's own pages.
@@ -70,42 +71,34 @@ impl LocalPages {
     /// connected to (for the index's origin links).
     pub(crate) async fn serve<B>(
         &self,
-        api: &ApiForwarder,
+        api: &Sender,
         req: &Request<B>,
         port: Option<u16>,
-    ) -> Response<Body> {
+    ) -> Result<Response<Body>, Error> {
         let method = req.method();
         let path = req.uri().path();
         if path == LOCAL_PREFIX {
-            return moved_permanently(method, INDEX_PATH);
+            return Err(Refusal::Moved {
+                location: INDEX_PATH.to_owned(),
+                method: method.clone(),
+            }
+            .into());
         }
         if !matches!(*method, Method::GET | Method::HEAD) {
-            let mut res = go_error(StatusCode::METHOD_NOT_ALLOWED, "405 method not allowed");
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return res;
+            return Err(Refusal::MethodNotAllowed.into());
         }
-        let res = match &path[INDEX_PATH.len()..] {
+        match &path[INDEX_PATH.len()..] {
             "" => self.index(port).await,
-            "healthz" => text(StatusCode::OK, "ok"),
-            "readyz" => readiness(api).await,
-            "info" => info(api),
-            _ => not_found(),
-        };
-        if *method == Method::HEAD {
-            let (parts, _) = res.into_parts();
-            return Response::from_parts(parts, empty());
+            "healthz" => Ok(text(StatusCode::OK, "ok")),
+            "readyz" => Ok(readiness(api).await),
+            "info" => Ok(info(api)),
+            _ => Err(Refusal::NotFound.into()),
         }
-        res
     }
 
-    async fn index(&self, port: Option<u16>) -> Response<Body> {
+    async fn index(&self, port: Option<u16>) -> Result<Response<Body>, Error> {
         let Some(client) = &self.lister else {
-            return page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "No index",
-                "<p>This gateway has no client for listing services.</p>",
-            );
+            return Err(Failure::NoIndex.into());
         };
         let opts = discovery::index::IndexOptions {
             title: self.title.clone(),
@@ -115,28 +108,14 @@ impl LocalPages {
             },
         };
         match discovery::index::index_page(client, &opts).await {
-            Ok(html) => html_response(
-                StatusCode::OK,
-                html,
-                "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; \
-                 frame-ancestors 'none'",
-            ),
-            Err(err) => page(
-                StatusCode::BAD_GATEWAY,
-                "Cannot list the services",
-                &format!(
-                    "<p>Listing the services through the API server failed:</p>\
-                     <blockquote>{}</blockquote><p>Reload to try again; \
-                     <code>kgate urls -A</code> shows the same list in a terminal.</p>",
-                    escape(&err.to_string())
-                ),
-            ),
+            Ok(html) => Ok(html_response(StatusCode::OK, html, INDEX_CSP)),
+            Err(error) => Err(Failure::Index { error }.into()),
         }
     }
 }
 
 /// `readyz`: see the module contract.
-async fn readiness(api: &ApiForwarder) -> Response<Body> {
+async fn readiness(api: &Sender) -> Response<Body> {
     if api.answered_within(READY_WITHIN) {
         return text(StatusCode::OK, "ok");
     }
@@ -157,14 +136,14 @@ async fn readiness(api: &ApiForwarder) -> Response<Body> {
 }
 
 /// `info`: see the module contract.
-fn info(api: &ApiForwarder) -> Response<Body> {
+fn info(api: &Sender) -> Response<Body> {
     let info = GatewayInfo {
         gateway: GATEWAY_NAME.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         server: api.server().to_owned(),
     };
     let body = serde_json::to_vec(&info).unwrap_or_default();
-    let mut res = Response::new(crate::body::full(body));
+    let mut res = Response::new(full(body));
     let headers = res.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -176,35 +155,20 @@ fn info(api: &ApiForwarder) -> Response<Body> {
 
 /// What `/.kgate/info` says of a gateway.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct GatewayInfo {
+pub struct GatewayInfo {
     /// Always [`GATEWAY_NAME`]: another server on the port does not say it.
-    pub(crate) gateway: String,
-    pub(crate) version: String,
+    pub gateway: String,
+    pub version: String,
     /// The API server's URL, as the gateway reaches it.
-    pub(crate) server: String,
+    pub server: String,
 }
 
 /// [`GatewayInfo::gateway`].
-pub(crate) const GATEWAY_NAME: &str = "kgate";
+pub const GATEWAY_NAME: &str = "kgate";
 
 fn text(status: StatusCode, line: &str) -> Response<Body> {
-    let mut res = go_error(status, line);
+    let mut res = crate::rescue::go::error(status, line);
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_paths() {
-        assert!(is_local("/.kgate"));
-        assert!(is_local("/.kgate/"));
-        assert!(is_local("/.kgate/readyz"));
-        assert!(!is_local("/.kgatex"));
-        assert!(!is_local("/healthz"));
-        assert!(!is_local("/api/v1/.kgate/"));
-    }
 }

@@ -3,16 +3,14 @@
 //! Contract: [`start`] binds the listener first (TCP, or a unix socket created owner-only after
 //! removing a stale socket, as kubectl's `ListenUnix`), then serves HTTP/1.1 with upgrades on
 //! it, and returns a [`RunningServer`] that knows its bound address. Each request goes through
-//! [`handle`]: classify (route) → admit (filter, API routes only) → forward / static / local
-//! answer, with one access line. [`RunningServer::shutdown`] stops accepting, asks every
+//! the phases in `crate::dispatch`. [`RunningServer::shutdown`] stops accepting, asks every
 //! connection to finish its in-flight request and close, and waits at most the configured
-//! grace period. Client connections are bounded by [`crate::limits`] (head size, header read
+//! grace period. Client connections are bounded by the `limits` module (head size, header read
 //! timeout, connection cap, lingering close).
 //!
-//! Mounts (`kgate serve --mount`, `kgate open --port`) are more listeners of the same server:
-//! each answers every path on its own address with one service's origin, behind the filter's
-//! host allow-list (so a DNS-rebinding page cannot use it), for tools that do not resolve
-//! `*.localhost` names.
+//! Mounts (`kgate serve --mount`, `kgate open --port`) are more listeners of the same server
+//! (a mount role, in `classify`): each answers every path on its own address with one service's origin,
+//! for tools that do not resolve `*.localhost` names.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -20,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode, header};
+use http::{Request, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,24 +26,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{mpsc, watch};
 
-use crate::access;
-use crate::admit::{Filter, extract_host};
-use crate::body::Body;
-use crate::forward::{ApiForwarder, Shaping};
+use crate::admit::Admission;
+use crate::admit::filter::Filter;
+use crate::classify::mux::Router;
+use crate::classify::{Classifier, Role};
+use crate::dispatch::Gateway;
 use crate::limits::{Limits, LingerSwitch, Lingering};
-use crate::local::{self, LocalPages};
-use crate::origin::{
-    HostClass, Origins, classify_host, escape, foreign_request, page, request_host,
-};
-use crate::rescue::{bad_request, forbidden, moved_permanently, not_found, status_json};
-use crate::route::{Route, Router};
+use crate::local::LocalPages;
+use crate::rescue::Rescue;
+use crate::send::{Sender, Upstream};
 use crate::static_files::StaticFiles;
-use crate::upstream::Upstream;
-use urlgrammar::{OriginHost, Target};
+use urlgrammar::Target;
 
 /// Where to listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Listen {
+pub enum Listen {
     /// `address:port` as kubectl formats it (`127.0.0.1:8001`, `[::1]:0`); port 0 picks one.
     Tcp(String),
     /// A unix socket path.
@@ -53,47 +48,47 @@ pub(crate) enum Listen {
 }
 
 /// Everything [`start`] needs.
-pub(crate) struct ServerConfig {
-    pub(crate) listen: Listen,
+pub struct ServerConfig {
+    pub listen: Listen,
     /// `--api-prefix` (a trailing `/` is added when missing).
-    pub(crate) api_prefix: String,
+    pub api_prefix: String,
     /// `--www` directory and `--www-prefix`.
-    pub(crate) www: Option<(PathBuf, String)>,
+    pub www: Option<(PathBuf, String)>,
     /// The request filter; `None` with `--disable-filter`.
-    pub(crate) filter: Option<Filter>,
-    pub(crate) upstream: Arc<dyn Upstream>,
+    pub filter: Option<Filter>,
+    pub upstream: Arc<dyn Upstream>,
     /// Bound on the wait for the API server's response head; `None` waits like kubectl.
-    pub(crate) header_timeout: Option<Duration>,
+    pub header_timeout: Option<Duration>,
     /// How long in-flight requests may take to finish after shutdown starts.
-    pub(crate) shutdown_grace: Duration,
+    pub shutdown_grace: Duration,
     /// Service origins and the gateway's own pages (`kgate serve`); `None` for `kgate proxy`.
-    pub(crate) origins: Option<OriginSettings>,
+    pub origins: Option<OriginSettings>,
     /// Services bound at the root of addresses of their own; only with `origins`.
-    pub(crate) mounts: Vec<Mount>,
+    pub mounts: Vec<Mount>,
 }
 
 /// One service at the root of an address of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Mount {
+pub struct Mount {
     /// The service, pod or node, without a path.
-    pub(crate) target: Target,
+    pub target: Target,
     /// `address:port` (port 0 picks one).
-    pub(crate) address: String,
+    pub address: String,
 }
 
 /// What service origins need besides the API server.
-pub(crate) struct OriginSettings {
+pub struct OriginSettings {
     /// The context label origin hosts carry, when several clusters are served.
-    pub(crate) context: Option<urlgrammar::ContextLabel>,
+    pub context: Option<urlgrammar::ContextLabel>,
     /// The authenticated client, for the index and the "what exists" lists.
-    pub(crate) lister: Option<auth::ApiClient>,
+    pub lister: Option<auth::ApiClient>,
     /// The index page's title.
-    pub(crate) title: String,
+    pub title: String,
 }
 
 /// The bound address, printed the way Go's `net.Addr.String()` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum LocalAddr {
+pub enum LocalAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
 }
@@ -110,7 +105,7 @@ impl fmt::Display for LocalAddr {
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StartError {
+pub enum StartError {
     #[error("listen tcp {address}: {source}")]
     Tcp {
         address: String,
@@ -128,7 +123,7 @@ pub(crate) enum StartError {
 }
 
 /// A server that is accepting connections.
-pub(crate) struct RunningServer {
+pub struct RunningServer {
     local_addr: LocalAddr,
     mounts: Vec<(Target, SocketAddr)>,
     stop: watch::Sender<bool>,
@@ -137,17 +132,17 @@ pub(crate) struct RunningServer {
 
 impl RunningServer {
     /// The bound address (the real port when port 0 was asked for).
-    pub(crate) fn local_addr(&self) -> &LocalAddr {
+    pub fn local_addr(&self) -> &LocalAddr {
         &self.local_addr
     }
 
     /// Each mount's target and bound address, in the order they were given.
-    pub(crate) fn mounts(&self) -> &[(Target, SocketAddr)] {
+    pub fn mounts(&self) -> &[(Target, SocketAddr)] {
         &self.mounts
     }
 
     /// Stops accepting, lets in-flight requests finish within the grace period, then returns.
-    pub(crate) async fn shutdown(self) {
+    pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for done in self.done {
             let _ = done.await;
@@ -155,27 +150,8 @@ impl RunningServer {
     }
 }
 
-/// Shared by every connection.
-struct State {
-    router: Router,
-    filter: Option<Filter>,
-    api: ApiForwarder,
-    static_files: Option<StaticFiles>,
-    origins: Option<(Origins, LocalPages)>,
-    /// The main listener's port, for the links on a mount's error pages.
-    gateway_port: Option<u16>,
-}
-
-/// What a listener serves.
-enum Role {
-    /// The gateway: API passthrough, origins by `Host`, the gateway's own pages.
-    Gateway,
-    /// One service's origin, on every path and whatever the `Host` names.
-    Mount(Target),
-}
-
 /// Binds the listeners (the gateway's, then each mount's) and starts serving in the background.
-pub(crate) async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     if !config.mounts.is_empty() && config.origins.is_none() {
         return Err(StartError::MountWithoutOrigins);
     }
@@ -189,38 +165,12 @@ pub(crate) async fn start(config: ServerConfig) -> Result<RunningServer, StartEr
     for mount in &config.mounts {
         mounted.push((mount.target.clone(), bind_tcp(&mount.address).await?));
     }
-    let (local_addr, gateway_port) = match &listener {
-        Listener::Tcp(tcp) => {
-            let address = match &config.listen {
-                Listen::Tcp(address) => address.clone(),
-                Listen::Unix(path) => path.display().to_string(),
-            };
-            let local = tcp
-                .local_addr()
-                .map_err(|source| StartError::Tcp { address, source })?;
-            (LocalAddr::Tcp(local), Some(local.port()))
-        }
-        Listener::Unix(_, path) => (LocalAddr::Unix(path.clone()), None),
+    let local_addr = listener.local_addr(&config.listen)?;
+    let gateway_port = match &local_addr {
+        LocalAddr::Tcp(local) => Some(local.port()),
+        LocalAddr::Unix(_) => None,
     };
-    let static_prefix = config.www.as_ref().map(|(_, prefix)| prefix.as_str());
-    let router = Router::new(&config.api_prefix, static_prefix);
-    let static_files = config
-        .www
-        .as_ref()
-        .map(|(dir, prefix)| StaticFiles::new(dir.clone(), &with_slash(prefix)));
-    let state = Arc::new(State {
-        router,
-        filter: config.filter,
-        api: ApiForwarder::new(config.upstream, config.header_timeout),
-        static_files,
-        origins: config.origins.map(|o| {
-            (
-                Origins::new(o.context.clone(), o.lister.clone()),
-                LocalPages::new(o.lister, o.title, o.context),
-            )
-        }),
-        gateway_port,
-    });
+    let state = Arc::new(gateway(config, gateway_port));
     let mut done = Vec::with_capacity(1 + mounted.len());
     let mut mounts = Vec::with_capacity(mounted.len());
     for (target, tcp) in mounted {
@@ -263,6 +213,22 @@ pub(crate) async fn start(config: ServerConfig) -> Result<RunningServer, StartEr
 enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// The bound address (the real port when port 0 was asked for), for `listen`.
+    fn local_addr(&self, listen: &Listen) -> Result<LocalAddr, StartError> {
+        match self {
+            Self::Tcp(tcp) => tcp.local_addr().map(LocalAddr::Tcp).map_err(|source| {
+                let address = match listen {
+                    Listen::Tcp(address) => address.clone(),
+                    Listen::Unix(path) => path.display().to_string(),
+                };
+                StartError::Tcp { address, source }
+            }),
+            Self::Unix(_, path) => Ok(LocalAddr::Unix(path.clone())),
+        }
+    }
 }
 
 async fn bind_tcp(address: &str) -> Result<TcpListener, StartError> {
@@ -343,7 +309,7 @@ impl Acceptor for UnixAcceptor {
 
 async fn accept_loop<A: Acceptor>(
     acceptor: A,
-    state: Arc<State>,
+    state: Arc<Gateway>,
     role: Arc<Role>,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
@@ -354,33 +320,14 @@ async fn accept_loop<A: Acceptor>(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new());
     limits.configure(&mut http);
-    // One permit per open connection: at the cap, the loop stops accepting and new
-    // connections wait in the kernel's listen backlog until one ends.
-    let slots = limits.slots();
-    let mut at_cap = false;
+    let mut slots = Slots {
+        free: limits.slots(),
+        cap: limits.max_connections,
+        at_cap: false,
+    };
     loop {
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(permit) => {
-                at_cap = false;
-                permit
-            }
-            Err(_) => {
-                if !at_cap {
-                    at_cap = true;
-                    tracing::warn!(
-                        "{} client connections open (the limit, KGATE_MAX_CONNECTIONS); \
-                         new connections wait until one closes",
-                        limits.max_connections
-                    );
-                }
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    permit = slots.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                }
-            }
+        let Some(permit) = slots.next(&mut stop).await else {
+            break;
         };
         tokio::select! {
             _ = stop.changed() => break,
@@ -423,11 +370,45 @@ async fn accept_loop<A: Acceptor>(
     }
 }
 
+/// One permit per open connection: at the cap, the loop stops accepting and new connections
+/// wait in the kernel's listen backlog until one ends.
+struct Slots {
+    free: Arc<tokio::sync::Semaphore>,
+    cap: usize,
+    /// The cap was reached and said so; said again only after it was left.
+    at_cap: bool,
+}
+
+impl Slots {
+    /// The next free slot; `None` once the server stops.
+    async fn next(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(permit) = self.free.clone().try_acquire_owned() {
+            self.at_cap = false;
+            return Some(permit);
+        }
+        if !self.at_cap {
+            self.at_cap = true;
+            tracing::warn!(
+                "{} client connections open (the limit, KGATE_MAX_CONNECTIONS); new \
+                 connections wait until one closes",
+                self.cap
+            );
+        }
+        tokio::select! {
+            _ = stop.changed() => None,
+            permit = self.free.clone().acquire_owned() => permit.ok(),
+        }
+    }
+}
+
 async fn serve_connection<I>(
     http: http1::Builder,
     (io, linger): (Lingering<I>, LingerSwitch),
     peer: Option<IpAddr>,
-    (state, role): (Arc<State>, Arc<Role>),
+    (state, role): (Arc<Gateway>, Arc<Role>),
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -439,7 +420,7 @@ async fn serve_connection<I>(
             linger.disable();
         }
         let (state, role) = (state.clone(), role.clone());
-        async move { Ok::<_, std::convert::Infallible>(handle(&state, &role, req, peer).await) }
+        async move { Ok::<_, std::convert::Infallible>(state.handle(&role, req, peer).await) }
     });
     let conn = http
         .serve_connection(TokioIo::new(io), service)
@@ -460,168 +441,26 @@ fn log_connection_end(result: Result<(), hyper::Error>) {
     }
 }
 
-/// The per-request pipeline.
-async fn handle(
-    state: &State,
-    role: &Role,
-    req: Request<Incoming>,
-    peer: Option<IpAddr>,
-) -> Response<Body> {
-    let entry = access::enabled().then(|| access::Entry::new(req.method(), req.uri().path()));
-    if tracing::enabled!(tracing::Level::TRACE) {
-        tracing::trace!(
-            method = %req.method(),
-            path = req.uri().path(),
-            headers = %crate::headers::redacted(req.headers()),
-            "request"
-        );
-    }
-    let res = match role {
-        Role::Gateway => dispatch(state, req, peer).await,
-        Role::Mount(target) => serve_mount(state, target, req, peer).await,
-    };
-    match entry {
-        Some(entry) => access::logged(entry, res),
-        None => res,
-    }
-}
-
-async fn dispatch(state: &State, req: Request<Incoming>, peer: Option<IpAddr>) -> Response<Body> {
-    if let Some((origins, local)) = &state.origins {
-        let host = request_host(&req).to_owned();
-        match classify_host(&host) {
-            HostClass::Origin(origin) => {
-                return origins.serve(&state.api, *origin, &host, req, peer).await;
-            }
-            HostClass::BadOrigin(why) => {
-                return page(
-                    StatusCode::BAD_REQUEST,
-                    "Not a service address",
-                    &format!(
-                        "<p>{}</p><p>Service addresses look like \
-                         <code>http://&lt;name&gt;.&lt;namespace&gt;.svc.localhost:&lt;port&gt;/</code>; \
-                         <code>kgate urls</code> prints them.</p>",
-                        escape(&why)
-                    ),
-                );
-            }
-            HostClass::Gateway => {
-                let path = req.uri().path();
-                if local::is_local(path) {
-                    if let Some(filter) = &state.filter
-                        && !admit(filter, &req, path)
-                    {
-                        return forbidden();
-                    }
-                    return local.serve(&state.api, &req, host_port(&host)).await;
-                }
-                // DESIGN "Behaviour decisions": no web page but the gateway's own reaches the
-                // Kubernetes API with the user's credentials, whatever the method.
-                let own = format!("http://{}", host.to_ascii_lowercase());
-                if let Some(why) = foreign_request(req.headers(), &own) {
-                    tracing::warn!(method = %req.method(), path, "refused a request from a web page to the API: {why}");
-                    return status_json(
-                        StatusCode::FORBIDDEN,
-                        "Forbidden",
-                        &format!(
-                            "kgate refused this request to the Kubernetes API: {why}. Web pages \
-                             may not use the API through the gateway; scripts and kubectl can"
-                        ),
-                    );
-                }
-            }
-        }
-    }
-    let route = state
-        .router
-        .classify(req.method().as_str(), req.uri().path(), req.uri().query());
-    match route {
-        Route::Api {
-            filter_path,
-            upstream_path,
-        } => {
-            if let Some(filter) = &state.filter
-                && !admit(filter, &req, &filter_path)
-            {
-                return forbidden();
-            }
-            state
-                .api
-                .forward(req, &upstream_path, peer, &Shaping::Passthrough)
-                .await
-        }
-        Route::Static { rest } => match &state.static_files {
-            Some(files) => files.serve(req, &rest).await,
-            None => not_found(),
-        },
-        Route::Redirect { location } => moved_permanently(req.method(), &location),
-        Route::NotFound => not_found(),
-        Route::BadRequest => bad_request(),
-    }
-}
-
-/// A request on a mount: the mounted service's origin, whatever the path, once the `Host` is
-/// one the filter accepts (a DNS-rebinding page names its own host, which it does not).
-async fn serve_mount(
-    state: &State,
-    target: &Target,
-    req: Request<Incoming>,
-    peer: Option<IpAddr>,
-) -> Response<Body> {
-    let Some((origins, _)) = &state.origins else {
-        // `start` refuses mounts without origins.
-        return not_found();
-    };
-    let host = request_host(&req).to_owned();
-    if let Some(filter) = &state.filter
-        && !filter.accept_hosts.matches(extract_host(&host))
-    {
-        tracing::warn!(
-            host,
-            "refused a request to a mount: its Host is not accepted"
-        );
-        return page(
-            StatusCode::FORBIDDEN,
-            "Host not accepted",
-            &format!(
-                "<p>This address serves <code>{}</code> only to clients that name it \
-                 <code>localhost</code>, <code>127.0.0.1</code> or <code>[::1]</code> \
-                 (the filter's accepted hosts), not <code>{}</code>.</p>",
-                escape(&target.to_string()),
-                escape(&host)
-            ),
-        );
-    }
-    let origin = OriginHost {
-        target: target.clone(),
-        context: origins.context().cloned(),
-        port: state.gateway_port,
-    };
-    origins.serve(&state.api, origin, &host, req, peer).await
-}
-
-/// The port of a `Host` value, when it has one.
-fn host_port(host: &str) -> Option<u16> {
-    let (name, port) = host.rsplit_once(':')?;
-    if name.is_empty() || (name.starts_with('[') && !name.ends_with(']')) {
-        return None;
-    }
-    port.parse().ok()
-}
-
-/// Admit: kubectl's filter on the method, the decoded path and the host (Go's `r.Host`: the
-/// authority of an absolute-form target, else the `Host` header).
-fn admit(filter: &Filter, req: &Request<Incoming>, path: &str) -> bool {
-    let host = request_host(req);
-    let method = req.method().as_str();
-    match filter.check(method, path, extract_host(host)) {
-        Ok(()) => {
-            tracing::debug!("Filter accepting {method} {path} {host}");
-            true
-        }
-        Err(why) => {
-            tracing::debug!(reason = ?why, "Filter rejecting {method} {path} {host}");
-            false
-        }
+/// The phases' shared state for `config`; `gateway_port` is the main listener's port.
+fn gateway(config: ServerConfig, gateway_port: Option<u16>) -> Gateway {
+    let static_prefix = config.www.as_ref().map(|(_, prefix)| prefix.as_str());
+    let router = Router::new(&config.api_prefix, static_prefix);
+    let static_files = config
+        .www
+        .as_ref()
+        .map(|(dir, prefix)| StaticFiles::new(dir.clone(), &with_slash(prefix)));
+    let context = config.origins.as_ref().and_then(|o| o.context.clone());
+    let lister = config.origins.as_ref().and_then(|o| o.lister.clone());
+    let served = config.origins.is_some();
+    Gateway {
+        classifier: Classifier::new(router, served, context.clone(), gateway_port),
+        admission: Admission::new(config.filter, served, context),
+        sender: Sender::new(config.upstream, config.header_timeout),
+        ports: lister.clone().map(discovery::ports::DefaultPorts::new),
+        static_files,
+        local: config
+            .origins
+            .map(|o| LocalPages::new(o.lister, o.title, o.context)),
+        rescue: Rescue::new(lister),
     }
 }

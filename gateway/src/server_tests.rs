@@ -1,6 +1,6 @@
-//! In-process tests of the whole pipeline (server → route → admit → forward → rescue) against a
-//! real local HTTP backend over real sockets. The upstream here is plain HTTP through
-//! hyper-util's pooled client, so these tests cover the gateway's own logic; TLS and
+//! In-process tests of the whole pipeline (server → classify → admit → build → send → shape →
+//! rescue) against a real local HTTP backend over real sockets. The upstream here is plain HTTP
+//! through hyper-util's pooled client, so these tests cover the gateway's own logic; TLS and
 //! credentials are covered end to end in the `tests` crate with simcluster.
 
 use std::convert::Infallible;
@@ -18,13 +18,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::admit::{Filter, FilterSpec};
+use crate::admit::filter::{Filter, FilterSpec};
 use crate::body::{Body, full, stream};
 use crate::rescue::ProxyError;
+use crate::send::{BoxFuture, Upstream};
 use crate::server::{Listen, LocalAddr, RunningServer, ServerConfig, start};
-use crate::upstream::{BoxFuture, Upstream};
 
-/// Plain-HTTP upstream to a test backend.
+/// Plain-HTTP upstream to a test backend, keeping the seam's contract as `auth::ApiClient`
+/// does: the backend's address and `Host`, HTTP/1.1.
 struct PlainUpstream {
     base: String,
     client: Client<HttpConnector, Body>,
@@ -47,6 +48,8 @@ impl PlainUpstream {
             .map_or("/", |p| p.as_str())
             .to_owned();
         *req.uri_mut() = format!("{}{pq}", self.base).parse().unwrap();
+        req.headers_mut().remove(http::header::HOST);
+        *req.version_mut() = http::Version::HTTP_11;
         let client = self.client.clone();
         let server = self.base.clone();
         Box::pin(async move {

@@ -15,7 +15,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
 use crate::body::{Body, stream};
-use crate::rescue::not_found;
+use crate::rescue::{Error, Refusal};
 
 /// The static file handler.
 #[derive(Clone, Debug)]
@@ -31,14 +31,18 @@ impl StaticFiles {
     }
 
     /// Serves `rest` (starting with `/`) for `req`.
-    pub(crate) async fn serve(&self, req: Request<Incoming>, rest: &str) -> Response<Body> {
+    pub(crate) async fn serve(
+        &self,
+        req: Request<Incoming>,
+        rest: &str,
+    ) -> Result<Response<Body>, Error> {
         let (mut parts, body) = req.into_parts();
         let pq = match parts.uri.query() {
             Some(q) => format!("{rest}?{q}"),
             None => rest.to_owned(),
         };
         let Ok(uri) = Uri::try_from(pq) else {
-            return not_found();
+            return Err(Refusal::NotFound.into());
         };
         parts.uri = uri;
         let Ok(res) = self
@@ -47,8 +51,8 @@ impl StaticFiles {
             .oneshot(Request::from_parts(parts, body))
             .await;
         if res.status() == StatusCode::NOT_FOUND {
-            return not_found();
+            return Err(Refusal::NotFound.into());
         }
-        res.map(stream)
+        Ok(res.map(stream))
     }
 }

@@ -25,34 +25,9 @@ use lol_html::{AsciiCompatibleEncoding, MemorySettings, OutputSink, element};
 use crate::context::ShapeContext;
 use crate::urls::{unprefix_refresh, unprefix_srcset, unprefix_url};
 
-/// apimachinery's `atomsToAttrs`: the element → attribute pairs the API server rewrites.
-pub const API_SERVER_URL_ATTRIBUTES: &[(&str, &[&str])] = &[
-    ("a", &["href"]),
-    ("applet", &["codebase"]),
-    ("area", &["href"]),
-    ("audio", &["src"]),
-    ("base", &["href"]),
-    ("blockquote", &["cite"]),
-    ("body", &["background"]),
-    ("button", &["formaction"]),
-    ("command", &["icon"]),
-    ("del", &["cite"]),
-    ("embed", &["src"]),
-    ("form", &["action"]),
-    ("frame", &["longdesc", "src"]),
-    ("head", &["profile"]),
-    ("html", &["manifest"]),
-    ("iframe", &["longdesc", "src"]),
-    ("img", &["longdesc", "src", "usemap"]),
-    ("input", &["src", "usemap", "formaction"]),
-    ("ins", &["cite"]),
-    ("link", &["href"]),
-    ("object", &["classid", "codebase", "data", "usemap"]),
-    ("q", &["cite"]),
-    ("script", &["src"]),
-    ("source", &["src"]),
-    ("video", &["poster", "src"]),
-];
+/// apimachinery's `atomsToAttrs`: the element → attribute pairs the API server rewrites (the
+/// table lives in `wire`, which the simulated API server reads too).
+pub use wire::html::URL_ATTRIBUTES as API_SERVER_URL_ATTRIBUTES;
 
 /// Candidate-list attributes (`srcset` syntax) that are un-prefixed as well.
 const SRCSET_ATTRIBUTES: &[(&str, &str)] = &[

@@ -54,7 +54,7 @@ mod auth;
 mod body;
 mod cluster;
 mod error;
-mod pki;
+pub mod pki;
 mod proxy;
 mod requestinfo;
 mod rewrite;

@@ -3,6 +3,9 @@
 //! certificates whose subject CN is the user and O the groups, as the API server's x509
 //! authenticator reads them (apiserver `pkg/authentication/request/x509/x509.go`
 //! `CommonNameUserConversion`), and self-signed certificates for HTTPS-only endpoints.
+//!
+//! [`Pki`] is public so that the load benchmark's stand-in API server serves the same kind of
+//! certificate chain as the simulated cluster, from one piece of code.
 
 use std::sync::Arc;
 
@@ -22,16 +25,20 @@ fn cert_err(what: &str) -> impl FnOnce(rcgen::Error) -> Error + '_ {
 }
 
 /// The CA and the API server's serving certificate.
-pub(crate) struct Pki {
+pub struct Pki {
     ca_pem: String,
     ca_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: PrivatePkcs8KeyDer<'static>,
+    server_pem: String,
+    server_key_pem: String,
 }
 
 impl Pki {
-    pub(crate) fn generate() -> Result<Self, Error> {
+    /// A fresh CA and a serving certificate for `127.0.0.1`, `::1`, `localhost` and the
+    /// in-cluster `kubernetes.default.svc` names.
+    pub fn generate() -> Result<Self, Error> {
         let ca_key = KeyPair::generate().map_err(cert_err("CA"))?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err("CA"))?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -73,12 +80,24 @@ impl Pki {
             issuer,
             server_chain: vec![server_cert.der().clone()],
             server_key: PrivatePkcs8KeyDer::from(server_key.serialize_der()),
+            server_pem: server_cert.pem(),
+            server_key_pem: server_key.serialize_pem(),
         })
     }
 
     /// The CA certificate, PEM.
-    pub(crate) fn ca_pem(&self) -> &str {
+    pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// The API server's serving certificate, PEM.
+    pub fn server_cert_pem(&self) -> &str {
+        &self.server_pem
+    }
+
+    /// The serving certificate's private key, PKCS#8 PEM.
+    pub fn server_key_pem(&self) -> &str {
+        &self.server_key_pem
     }
 
     /// A client certificate for `user` in `groups`, signed by the CA: `(cert_pem, key_pem)`.

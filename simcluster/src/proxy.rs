@@ -51,52 +51,6 @@ pub(crate) struct Location {
     pub(crate) addr: SocketAddr,
 }
 
-/// Hop-by-hop headers Go's `httputil.ReverseProxy` removes in both directions.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect();
-    for name in listed {
-        headers.remove(name.as_str());
-    }
-    // "Te: trailers" survives (ReverseProxy keeps it for gRPC).
-    let te_trailers = headers.get_all(header::TE).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.split(',').any(|t| t.trim() == "trailers"))
-    });
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
-}
-
-/// `httpstream.IsUpgradeRequest`: a `Connection` value containing `upgrade`, any case.
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.to_ascii_lowercase().contains("upgrade"))
-    })
-}
-
 /// The `?path` option: `getRequestOptions` joins `Parts[3:]`, adds a leading `/` and keeps the
 /// request's trailing slash.
 fn subpath(info: &RequestInfo) -> String {
@@ -280,9 +234,11 @@ pub(crate) async fn serve(
     let loc_path = join_preserving_trailing_slash(&subpath(&info));
     let client_host = request_host(&req);
 
-    strip_credentials(req.headers_mut());
+    // The authentication filter deletes the credential; the impersonation filter deletes
+    // `Impersonate-*` once it has acted on them.
+    wire::headers::strip_credentials(req.headers_mut());
 
-    if is_upgrade(req.headers()) {
+    if wire::headers::is_upgrade(req.headers()) {
         return upgrade(&shared, req, &location, &loc_path, &client_host, peer).await;
     }
 
@@ -325,20 +281,6 @@ pub(crate) async fn serve(
     .await
 }
 
-/// The authentication filter deleted the credential; the impersonation filter deletes
-/// `Impersonate-*` once it has acted on them.
-fn strip_credentials(headers: &mut HeaderMap) {
-    headers.remove(header::AUTHORIZATION);
-    let impersonate: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("impersonate-"))
-        .cloned()
-        .collect();
-    for k in impersonate {
-        headers.remove(k);
-    }
-}
-
 /// `proxyRedirectsforRootPath`: GET/HEAD on an empty path → 301 to the request path plus `/`
 /// and the query, with no body.
 fn root_redirect(decoded_path: &str, query: Option<&str>) -> Resp {
@@ -365,22 +307,6 @@ fn request_host(req: &Request<Incoming>) -> String {
         .unwrap_or_default()
 }
 
-/// `X-Forwarded-For` as ReverseProxy and `AppendForwardedForHeader` set it.
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let prior: Vec<String> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect();
-    let mut value = peer.ip().to_string();
-    if !prior.is_empty() {
-        value = format!("{}, {value}", prior.join(", "));
-    }
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert("x-forwarded-for", v);
-    }
-}
-
 fn unavailable(err: impl std::fmt::Display) -> Resp {
     Status::service_unavailable(format!("error trying to reach service: {err}")).into_response()
 }
@@ -402,8 +328,8 @@ async fn forward(
 ) -> Resp {
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
-    remove_hop_by_hop(&mut headers);
-    append_forwarded_for(&mut headers, peer);
+    wire::headers::strip_hop_by_hop(&mut headers, true);
+    wire::headers::append_forwarded_for(&mut headers, Some(peer.ip()));
     // Transport.RoundTrip: X-Forwarded-Uri; X-Forwarded-Host/Proto only when the incoming URL
     // had a host and scheme, which a server-side request never has.
     let escaped = go_escape_path(path);
@@ -484,7 +410,7 @@ async fn shape_response(
     rewriter: &UrlRewriter,
 ) -> Resp {
     let (mut parts, body) = resp.into_parts();
-    remove_hop_by_hop(&mut parts.headers);
+    wire::headers::strip_hop_by_hop(&mut parts.headers, false);
     // corsRemovingTransport.
     for name in [
         "access-control-allow-credentials",
@@ -607,7 +533,7 @@ async fn upgrade(
 ) -> Resp {
     let on_upgrade = hyper::upgrade::on(&mut req);
     let mut headers = req.headers().clone();
-    append_forwarded_for(&mut headers, peer);
+    wire::headers::append_forwarded_for(&mut headers, Some(peer.ip()));
     headers.remove(header::HOST);
     let path = if loc_path.is_empty() {
         "/".to_owned()
@@ -729,27 +655,6 @@ async fn upgrade(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hop_by_hop_and_connection_listed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "connection",
-            HeaderValue::from_static("keep-alive, X-Custom"),
-        );
-        h.insert("x-custom", HeaderValue::from_static("1"));
-        h.insert("te", HeaderValue::from_static("trailers, gzip"));
-        h.insert("upgrade", HeaderValue::from_static("websocket"));
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        remove_hop_by_hop(&mut h);
-        assert!(
-            h.get("x-custom").is_none()
-                && h.get("upgrade").is_none()
-                && h.get("connection").is_none()
-        );
-        assert_eq!(h.get("te").map(|v| v.as_bytes()), Some(&b"trailers"[..]));
-        assert!(h.get("x-keep").is_some());
-    }
 
     #[test]
     fn subpath_like_get_request_options() {

@@ -1,6 +1,6 @@
 //! The API server's response rewriting for the proxy verb, as apimachinery's
 //! `pkg/util/proxy/transport.go` does it: `rewriteURL` (URL classes), `rewriteHTML` (the
-//! `atomsToAttrs` element table), `rewriteResponse` (gzip and raw-deflate bodies, other
+//! `atomsToAttrs` element table, `wire::html::URL_ATTRIBUTES`), `rewriteResponse` (gzip and raw-deflate bodies, other
 //! encodings untouched, the whole body buffered) and the `Location` header.
 //!
 //! Differences from the Go code, all in serialisation only: tags whose URLs do not change are
@@ -10,35 +10,6 @@
 use std::io;
 
 use tokio::io::AsyncReadExt;
-
-/// `atomsToAttrs` (transport.go lines 43-71): which attributes of which elements hold URLs.
-pub(crate) const ATOMS_TO_ATTRS: &[(&str, &[&str])] = &[
-    ("a", &["href"]),
-    ("applet", &["codebase"]),
-    ("area", &["href"]),
-    ("audio", &["src"]),
-    ("base", &["href"]),
-    ("blockquote", &["cite"]),
-    ("body", &["background"]),
-    ("button", &["formaction"]),
-    ("command", &["icon"]),
-    ("del", &["cite"]),
-    ("embed", &["src"]),
-    ("form", &["action"]),
-    ("frame", &["longdesc", "src"]),
-    ("head", &["profile"]),
-    ("html", &["manifest"]),
-    ("iframe", &["longdesc", "src"]),
-    ("img", &["longdesc", "src", "usemap"]),
-    ("input", &["src", "usemap", "formaction"]),
-    ("ins", &["cite"]),
-    ("link", &["href"]),
-    ("object", &["classid", "codebase", "data", "usemap"]),
-    ("q", &["cite"]),
-    ("script", &["src"]),
-    ("source", &["src"]),
-    ("video", &["poster", "src"]),
-];
 
 /// The parameters of apimachinery's proxy `Transport` plus the request it served.
 #[derive(Debug, Clone)]
@@ -294,13 +265,11 @@ impl UrlRewriter {
             let settings = Settings::new()
                 .append_element_content_handler(element!("*", |el| {
                     let tag = el.tag_name();
-                    if let Some((_, attrs)) = ATOMS_TO_ATTRS.iter().find(|(t, _)| *t == tag) {
-                        for attr in *attrs {
-                            if let Some(value) = el.get_attribute(attr) {
-                                let new = self.rewrite(&value);
-                                if new != value {
-                                    let _ = el.set_attribute(attr, &new);
-                                }
+                    for attr in wire::html::url_attributes(&tag) {
+                        if let Some(value) = el.get_attribute(attr) {
+                            let new = self.rewrite(&value);
+                            if new != value {
+                                let _ = el.set_attribute(attr, &new);
                             }
                         }
                     }

@@ -1,7 +1,7 @@
 //! Starting the real `kgate` and `kubectl` binaries for end-to-end tests.
 //!
 //! How the `kgate` binary is found: `KGATE_BIN` when set; otherwise the test process (a test
-//! binary in `<target>/<profile>/deps/`) builds it once with `cargo build -p gateway --bin kgate`
+//! binary in `<target>/<profile>/deps/`) builds it once with `cargo build -p kgate --bin kgate`
 //! into the same target directory and profile, so `cargo nextest run -p tests` always tests
 //! the current source (a no-op build when it is up to date). `kubectl` is `/usr/bin/kubectl`
 //! or the first `kubectl` on `PATH`; tests that need it skip with a visible message when it is
@@ -42,7 +42,7 @@ pub fn kgate_bin() -> PathBuf {
             "build",
             "--quiet",
             "-p",
-            "gateway",
+            "kgate",
             "--bin",
             "kgate",
             "--target-dir",
@@ -59,10 +59,7 @@ pub fn kgate_bin() -> PathBuf {
             ]);
         }
         let status = cmd.status().expect("running cargo build for kgate");
-        assert!(
-            status.success(),
-            "cargo build -p gateway --bin kgate failed"
-        );
+        assert!(status.success(), "cargo build -p kgate --bin kgate failed");
         profile_dir.join("kgate")
     })
     .clone()

@@ -161,7 +161,7 @@ async fn a_missing_service_or_one_without_endpoints_gets_a_page_that_lists_what_
     assert_eq!(reply.status, 404);
     let text = page(&reply);
     // Without a numeric port the API server looks up the endpoints first (reference §3).
-    assert!(text.contains("&quot;nope&quot; not found"), "{text}");
+    assert!(text.contains("&#34;nope&#34; not found"), "{text}");
     let shop_link = format!("href=\"http://http.shop.demo.svc.localhost:{port}/\"");
     assert!(text.contains(&shop_link), "{text}");
     assert!(

@@ -16,10 +16,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use simcluster::{ServiceMapping, SimCluster};
 
-use crate::admit::{Filter, FilterSpec};
 use crate::cmd::serving;
-use crate::server::{self, Listen, LocalAddr, RunningServer, ServerConfig};
-use crate::upstream;
+use gateway::filter::{Filter, FilterSpec};
+use gateway::server::{self, Listen, LocalAddr, RunningServer, ServerConfig};
 
 /// The gateway's port when none is given, as `kubectl proxy`'s.
 const DEFAULT_PORT: u16 = 8001;
@@ -129,12 +128,12 @@ async fn start_gateway(kubeconfig: &Path, port: Option<u16>) -> anyhow::Result<R
         ..config::KubeArgs::default()
     };
     let config = config::ClusterConfig::load(&kube).context("loading the demo kubeconfig")?;
-    let client = upstream::connect_client(&config, true)
+    let client = gateway::connect_client(&config, true)
         .context("setting up the client for the simulated cluster")?;
-    let upstream: Arc<dyn upstream::Upstream> = Arc::from(upstream::upstream_of(client.clone()));
+    let upstream: Arc<dyn gateway::Upstream> = Arc::from(gateway::upstream_of(client.clone()));
     let filter = Filter::compile(&FilterSpec::default()).context("compiling the request filter")?;
     let server_config =
-        |port: u16, filter: Filter, upstream: Arc<dyn upstream::Upstream>| ServerConfig {
+        |port: u16, filter: Filter, upstream: Arc<dyn gateway::Upstream>| ServerConfig {
             listen: Listen::Tcp(format!("127.0.0.1:{port}")),
             api_prefix: "/".to_owned(),
             www: None,
@@ -200,7 +199,7 @@ fn print_banner(cluster: &SimCluster, kubeconfig: &Path, gateway: Option<&LocalA
                  http://localhost:{port}{index}   all services, with links\n  \
                  http://shop.demo.svc.localhost:{port}/   the shop app (links, login, fetch, WebSocket)\n  \
                  http://grafana.monitoring.svc.localhost:{port}/",
-                index = crate::local::INDEX_PATH
+                index = gateway::INDEX_PATH
             );
             let flag = if port == DEFAULT_PORT {
                 String::new()

@@ -1,29 +1,15 @@
 //! `kgate`: a gateway from your machine to the HTTP services inside Kubernetes.
 //!
 //! `main` only parses the command line, sets up logging and hands over to one module per
-//! subcommand in `cmd/`; each returns the process exit code.
+//! subcommand in `cmd/`; each returns the process exit code. The server and the request path are
+//! the `gateway` library's.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod access;
-mod admit;
-mod body;
 mod cmd;
-mod forward;
-mod headers;
-mod limits;
-mod local;
 mod logging;
-mod origin;
-mod rescue;
-mod route;
-mod server;
-#[cfg(test)]
-mod server_tests;
-mod static_files;
-mod upstream;
 
 /// A gateway from your machine to the HTTP services inside Kubernetes.
 #[derive(Debug, Parser)]
@@ -41,6 +27,7 @@ enum Command {
     #[command(subcommand)]
     Url(cmd::url::UrlCommand),
     /// Start a simulated cluster with sample services, and the gateway in front of it.
+    #[cfg(feature = "demo")]
     Demo(cmd::demo::Args),
     /// Print the addresses of the control plane and cluster services, as `kubectl cluster-info`.
     ClusterInfo(cmd::cluster_info::Args),
@@ -61,6 +48,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Url(command) => cmd::url::run(command),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => cmd::demo::run(args),
         Command::ClusterInfo(args) => cmd::cluster_info::run(args),
         Command::Urls(args) => cmd::urls::run(args),

@@ -7,6 +7,7 @@
 
 pub(crate) mod check;
 pub(crate) mod cluster_info;
+#[cfg(feature = "demo")]
 pub(crate) mod demo;
 pub(crate) mod open;
 pub(crate) mod proxy;

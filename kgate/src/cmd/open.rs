@@ -18,10 +18,10 @@ use anyhow::Context as _;
 use http_body_util::BodyExt as _;
 use urlgrammar::{Address, Rest, Target};
 
-use crate::admit::{Filter, FilterSpec};
 use crate::cmd::serving::{self, MountArg, Serving};
-use crate::local::{GATEWAY_NAME, GatewayInfo};
-use crate::server::Listen;
+use gateway::filter::{Filter, FilterSpec};
+use gateway::server::Listen;
+use gateway::{GATEWAY_NAME, GatewayInfo};
 
 /// Arguments of `kgate open`.
 #[derive(Debug, clap::Args)]
@@ -133,8 +133,8 @@ pub(crate) fn run(args: Args) -> ExitCode {
         let url = match running.mounts().first() {
             Some((_, addr)) => mount_url(*addr, &rest),
             None => match running.local_addr() {
-                crate::server::LocalAddr::Tcp(addr) => origin_url(&target, addr.port(), &rest),
-                crate::server::LocalAddr::Unix(_) => return,
+                gateway::server::LocalAddr::Tcp(addr) => origin_url(&target, addr.port(), &rest),
+                gateway::server::LocalAddr::Unix(_) => return,
             },
         };
         eprintln!(
@@ -164,7 +164,7 @@ fn parse_target(input: &str, namespace: &str) -> anyhow::Result<Address> {
 fn origin_url(target: &Target, port: u16, rest: &Rest) -> String {
     target
         .origin_url(None, Some(port), rest)
-        .unwrap_or_else(|_| format!("http://localhost:{port}{}", crate::local::INDEX_PATH))
+        .unwrap_or_else(|_| format!("http://localhost:{port}{}", gateway::INDEX_PATH))
 }
 
 /// The URL of a mount's address, with `rest` as path and query.
@@ -285,7 +285,7 @@ async fn probe_async(port: u16) -> Probe {
         return Probe::Other;
     };
     tokio::spawn(conn);
-    let req = http::Request::get(format!("{}info", crate::local::INDEX_PATH))
+    let req = http::Request::get(format!("{}info", gateway::INDEX_PATH))
         .header(http::header::HOST, format!("127.0.0.1:{port}"))
         .body(http_body_util::Empty::<bytes::Bytes>::new());
     let Ok(req) = req else {

@@ -13,12 +13,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::admit::{
+use crate::cmd::serving::{self, Serving};
+use gateway::filter::{
     DEFAULT_ACCEPT_HOSTS, DEFAULT_ACCEPT_PATHS, DEFAULT_REJECT_METHODS, DEFAULT_REJECT_PATHS,
     Filter, FilterSpec,
 };
-use crate::cmd::serving::{self, Serving};
-use crate::server::Listen;
+use gateway::server::Listen;
 
 /// kubectl's `defaultPort`.
 const DEFAULT_PORT: i64 = 8001;
@@ -215,7 +215,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
 
 /// kubectl's `Complete` for the filter: `--disable-filter` warns (unless on a unix socket) and
 /// drops it; relaxed reject lists warn; a bad pattern is fatal.
-fn complete_filter(args: &Args) -> Result<Option<Filter>, crate::admit::PatternError> {
+fn complete_filter(args: &Args) -> Result<Option<Filter>, gateway::filter::PatternError> {
     if args.disable_filter {
         if args.unix_socket.is_empty() {
             tracing::warn!(

@@ -1,12 +1,13 @@
-//! Header hygiene for forwarding, as Go's `httputil.ReverseProxy` does it for kubectl proxy.
+//! Header rules of Go's `httputil.ReverseProxy` and apimachinery, for both ends of the proxy.
 //!
 //! Contract: [`strip_hop_by_hop`] removes the hop-by-hop fields of RFC 9110 §7.6.1 and every
-//! field named in `Connection` (ReverseProxy's `removeHopByHopHeaders`); [`append_forwarded_for`]
-//! appends the client address to `X-Forwarded-For` (ReverseProxy `ServeHTTP`);
-//! [`is_upgrade`] is apimachinery's `httpstream.IsUpgradeRequest`; [`redacted`] formats headers
-//! for logs with credentials replaced.
+//! field named in `Connection` (ReverseProxy's `removeHopByHopHeaders`), keeping a request's
+//! `TE: trailers`; [`append_forwarded_for`] appends the client address to `X-Forwarded-For`
+//! (ReverseProxy `ServeHTTP`); [`is_upgrade`] is apimachinery's `httpstream.IsUpgradeRequest`;
+//! [`strip_credentials`] removes `Authorization` and every `Impersonate-*` field (what the API
+//! server's authentication and impersonation filters delete once they have acted on them, and
+//! what a client replacing a caller's identity must drop).
 
-use std::fmt;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -24,9 +25,12 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
+/// The prefix of the impersonation fields (`Impersonate-User`, `-Uid`, `-Group`, `-Extra-*`).
+const IMPERSONATE: &str = "impersonate-";
+
 /// Removes hop-by-hop fields and those named in `Connection`. On requests, `TE: trailers` is
 /// kept when the client sent it (ReverseProxy does the same, so gRPC-style trailers work).
-pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -48,8 +52,8 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, is_request: bool) {
 }
 
 /// Go's ReverseProxy: `X-Forwarded-For` becomes the prior values joined with `, `, then the
-/// client IP. A client on a unix socket has no IP and nothing is added.
-pub(crate) fn append_forwarded_for(headers: &mut HeaderMap, client: Option<IpAddr>) {
+/// client IP. A client without an IP (a unix socket) adds nothing.
+pub fn append_forwarded_for(headers: &mut HeaderMap, client: Option<IpAddr>) {
     let Some(ip) = client else { return };
     let xff = HeaderName::from_static("x-forwarded-for");
     let mut value = String::new();
@@ -66,8 +70,8 @@ pub(crate) fn append_forwarded_for(headers: &mut HeaderMap, client: Option<IpAdd
 }
 
 /// apimachinery `httpstream.IsUpgradeRequest`: some `Connection` value contains `upgrade`,
-/// case-insensitively.
-pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+/// case-insensitively (a substring match, as `strings.Contains(strings.ToLower(..))`).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.get_all(header::CONNECTION).iter().any(|v| {
         v.as_bytes()
             .windows(7)
@@ -75,37 +79,16 @@ pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Headers whose values are secrets and are never written to logs.
-fn is_sensitive(name: &HeaderName) -> bool {
-    name == header::AUTHORIZATION
-        || name == header::PROXY_AUTHORIZATION
-        || name == header::COOKIE
-        || name == header::SET_COOKIE
-}
-
-/// Formats headers for a log line with the values of credential headers replaced.
-pub(crate) fn redacted(headers: &HeaderMap) -> Redacted<'_> {
-    Redacted(headers)
-}
-
-/// See [`redacted`].
-pub(crate) struct Redacted<'a>(&'a HeaderMap);
-
-impl fmt::Display for Redacted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (name, value) in self.0 {
-            if !first {
-                f.write_str(", ")?;
-            }
-            first = false;
-            if is_sensitive(name) || value.is_sensitive() {
-                write!(f, "{name}: <redacted>")?;
-            } else {
-                write!(f, "{name}: {}", String::from_utf8_lossy(value.as_bytes()))?;
-            }
-        }
-        Ok(())
+/// Removes `Authorization` and every `Impersonate-*` field.
+pub fn strip_credentials(headers: &mut HeaderMap) {
+    headers.remove(header::AUTHORIZATION);
+    let impersonation: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(IMPERSONATE))
+        .cloned()
+        .collect();
+    for name in impersonation {
+        headers.remove(name);
     }
 }
 
@@ -124,6 +107,12 @@ mod tests {
         h
     }
 
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+
     #[test]
     fn strips_rfc9110_hop_by_hop_and_connection_named() {
         let mut h = map(&[
@@ -139,13 +128,16 @@ mod tests {
             ("authorization", "Bearer t"),
         ]);
         strip_hop_by_hop(&mut h, true);
-        let mut names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        names.sort_unstable();
-        assert_eq!(names, ["accept", "authorization", "te"]);
+        assert_eq!(names(&h), ["accept", "authorization", "te"]);
         assert_eq!(h["te"], "trailers");
+        // On a response, `TE` goes whatever it says.
         let mut h = map(&[("te", "trailers"), ("connection", "close")]);
         strip_hop_by_hop(&mut h, false);
         assert!(h.is_empty());
+        // An empty name in `Connection` is skipped, not an error.
+        let mut h = map(&[("connection", "x-a, ,"), ("x-a", "1"), ("x-b", "2")]);
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(names(&h), ["x-b"]);
     }
 
     #[test]
@@ -156,6 +148,7 @@ mod tests {
         ]);
         append_forwarded_for(&mut h, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(h["x-forwarded-for"], "10.0.0.1, 10.0.0.2, 127.0.0.1");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         let mut h = HeaderMap::new();
         append_forwarded_for(&mut h, Some("::1".parse().unwrap()));
         assert_eq!(h["x-forwarded-for"], "::1");
@@ -168,19 +161,26 @@ mod tests {
     fn upgrade_detection_is_substring_and_case_insensitive() {
         assert!(is_upgrade(&map(&[("connection", "keep-alive, Upgrade")])));
         assert!(is_upgrade(&map(&[("connection", "UPGRADE")])));
+        assert!(is_upgrade(&map(&[
+            ("connection", "keep-alive"),
+            ("connection", "upgrade")
+        ])));
         assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));
+        assert!(!is_upgrade(&map(&[("connection", "upgrad")])));
     }
 
     #[test]
-    fn redaction_hides_credentials() {
-        let h = map(&[
-            ("authorization", "Bearer secret-token-123"),
-            ("cookie", "session=secret-cookie"),
-            ("accept", "application/json"),
+    fn credentials_and_impersonation_are_stripped() {
+        let mut h = map(&[
+            ("authorization", "Bearer secret"),
+            ("impersonate-user", "admin"),
+            ("impersonate-group", "system:masters"),
+            ("impersonate-group", "other"),
+            ("impersonate-extra-scopes", "x"),
+            ("cookie", "session=1"),
+            ("accept", "text/html"),
         ]);
-        let line = redacted(&h).to_string();
-        assert!(!line.contains("secret"), "{line}");
-        assert!(line.contains("authorization: <redacted>"), "{line}");
-        assert!(line.contains("accept: application/json"), "{line}");
+        strip_credentials(&mut h);
+        assert_eq!(names(&h), ["accept", "cookie"]);
     }
 }

@@ -1,12 +1,11 @@
-//! Classify: which handler a request goes to, with the paths it will use.
+//! Go's `http.ServeMux` as `kubectl proxy` builds it: which of its two subtrees a path names.
 //!
-//! Contract: [`Router::classify`] reproduces `kubectl proxy`'s Go `http.ServeMux` with two
-//! subtree patterns (`--api-prefix` and, with `--www`, `--www-prefix`; the longest wins),
-//! including the mux's 301 redirects for unclean paths and for `/prefix` → `/prefix/`, its
-//! `404 page not found`, and `stripLeaveSlash` for API prefixes that do not start with `/api`
-//! (kubectl `pkg/proxy/proxy_server.go`, `NewServer`, `stripLeaveSlash`). The result is a
-//! [`Route`]; new kinds of destination (service origins) are new variants chosen here, before
-//! the mux, so the proxy handler never needs to know about them.
+//! Contract: [`Router::classify`] reproduces `kubectl proxy`'s mux with two subtree patterns
+//! (`--api-prefix` and, with `--www`, `--www-prefix`; the longest wins), including the mux's 301
+//! redirects for unclean paths and for `/prefix` → `/prefix/`, its `404 page not found`, and
+//! `stripLeaveSlash` for API prefixes that do not start with `/api` (kubectl
+//! `pkg/proxy/proxy_server.go`, `NewServer`, `stripLeaveSlash`). The result is a [`Route`], which
+//! [`super::classify`] turns into a destination.
 
 use std::borrow::Cow;
 

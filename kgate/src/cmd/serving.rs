@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::admit::Filter;
-use crate::server::{self, Listen, Mount, OriginSettings, RunningServer, ServerConfig};
-use crate::upstream;
+use gateway::filter::Filter;
+use gateway::server::{self, Listen, Mount, OriginSettings, RunningServer, ServerConfig};
 
 /// How long in-flight requests may run on after SIGINT/SIGTERM.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -194,7 +193,7 @@ async fn serve(
              automatically append the path to each request"
         );
     }
-    let client = upstream::connect_client(&config, serving.append_server_path)
+    let client = gateway::connect_client(&config, serving.append_server_path)
         .with_context(|| format!("setting up the client for {}", config.server))?;
     let origins = serving.origins.then(|| origin_settings(&config, &client));
     let mounts = serving
@@ -208,7 +207,7 @@ async fn serve(
         api_prefix: serving.api_prefix,
         www: serving.www,
         filter: serving.filter,
-        upstream: Arc::from(upstream::upstream_of(client)),
+        upstream: Arc::from(gateway::upstream_of(client)),
         header_timeout,
         shutdown_grace: SHUTDOWN_GRACE,
         origins,

@@ -1,4 +1,4 @@
-//! Admission: the request filter of `kubectl proxy`, rule for rule.
+//! The request filter of `kubectl proxy`, rule for rule.
 //!
 //! Contract (kubectl `pkg/proxy/proxy_server.go`, `FilterServer.accept`): a request is refused
 //! when its path matches any `--reject-paths` pattern, then when its method matches any
@@ -16,33 +16,33 @@
 use regex::Regex;
 
 /// kubectl's `DefaultHostAcceptRE`.
-pub(crate) const DEFAULT_ACCEPT_HOSTS: &str = r"^localhost$,^127\.0\.0\.1$,^\[::1\]$";
+pub const DEFAULT_ACCEPT_HOSTS: &str = r"^localhost$,^127\.0\.0\.1$,^\[::1\]$";
 /// kubectl's `DefaultPathAcceptRE`.
-pub(crate) const DEFAULT_ACCEPT_PATHS: &str = "^.*";
+pub const DEFAULT_ACCEPT_PATHS: &str = "^.*";
 /// kubectl's `DefaultPathRejectRE`.
-pub(crate) const DEFAULT_REJECT_PATHS: &str = "^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach";
+pub const DEFAULT_REJECT_PATHS: &str = "^/api/.*/pods/.*/exec,^/api/.*/pods/.*/attach";
 /// kubectl's `DefaultMethodRejectRE`.
-pub(crate) const DEFAULT_REJECT_METHODS: &str = "^$";
+pub const DEFAULT_REJECT_METHODS: &str = "^$";
 
 /// A pattern list that did not compile. kubectl treats this as fatal
 /// (`klog.Fatalf("Error compiling re: %v", err)`, exit code 255).
 #[derive(Debug, thiserror::Error)]
 #[error("Error compiling re: {source}")]
-pub(crate) struct PatternError {
+pub struct PatternError {
     /// The one pattern of the comma list that failed.
-    pub(crate) pattern: String,
+    pub pattern: String,
     #[source]
-    pub(crate) source: regex::Error,
+    pub source: regex::Error,
 }
 
 /// One comma-separated list of unanchored regular expressions (kubectl's `MakeRegexpArray`).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Patterns(Vec<Regex>);
+pub struct Patterns(Vec<Regex>);
 
 impl Patterns {
     /// Compiles `list`: `""` is the empty list (matches nothing); otherwise every piece between
     /// commas, untrimmed, is one pattern (so `"a, b"` has the pattern `" b"`, as in kubectl).
-    pub(crate) fn compile(list: &str) -> Result<Self, PatternError> {
+    pub fn compile(list: &str) -> Result<Self, PatternError> {
         if list.is_empty() {
             return Ok(Self(Vec::new()));
         }
@@ -58,27 +58,27 @@ impl Patterns {
     }
 
     /// True when any pattern matches anywhere in `text` (Go's `MatchString`).
-    pub(crate) fn matches(&self, text: &str) -> bool {
+    pub fn matches(&self, text: &str) -> bool {
         self.0.iter().any(|re| re.is_match(text))
     }
 }
 
 /// The four pattern lists of `kubectl proxy`.
 #[derive(Debug, Clone)]
-pub(crate) struct Filter {
-    pub(crate) accept_paths: Patterns,
-    pub(crate) reject_paths: Patterns,
-    pub(crate) accept_hosts: Patterns,
-    pub(crate) reject_methods: Patterns,
+pub struct Filter {
+    pub accept_paths: Patterns,
+    pub reject_paths: Patterns,
+    pub accept_hosts: Patterns,
+    pub reject_methods: Patterns,
 }
 
 /// The pattern lists as given on the command line, before compilation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FilterSpec {
-    pub(crate) accept_paths: String,
-    pub(crate) reject_paths: String,
-    pub(crate) accept_hosts: String,
-    pub(crate) reject_methods: String,
+pub struct FilterSpec {
+    pub accept_paths: String,
+    pub reject_paths: String,
+    pub accept_hosts: String,
+    pub reject_methods: String,
 }
 
 impl Default for FilterSpec {
@@ -95,7 +95,7 @@ impl Default for FilterSpec {
 /// Why the filter refused a request; logged at `-v=3`, never sent to the client (the client
 /// always gets kubectl's bare `Forbidden`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum FilterRefusal {
     RejectedPath,
     RejectedMethod,
     PathNotAccepted,
@@ -104,7 +104,7 @@ pub(crate) enum Refusal {
 
 impl Filter {
     /// Compiles the four lists in kubectl's order; the first bad pattern is the error.
-    pub(crate) fn compile(spec: &FilterSpec) -> Result<Self, PatternError> {
+    pub fn compile(spec: &FilterSpec) -> Result<Self, PatternError> {
         Ok(Self {
             accept_paths: Patterns::compile(&spec.accept_paths)?,
             reject_paths: Patterns::compile(&spec.reject_paths)?,
@@ -115,18 +115,18 @@ impl Filter {
 
     /// kubectl's `FilterServer.accept(method, path, host)` with `host` already reduced by
     /// [`extract_host`].
-    pub(crate) fn check(&self, method: &str, path: &str, host: &str) -> Result<(), Refusal> {
+    pub fn check(&self, method: &str, path: &str, host: &str) -> Result<(), FilterRefusal> {
         if self.reject_paths.matches(path) {
-            return Err(Refusal::RejectedPath);
+            return Err(FilterRefusal::RejectedPath);
         }
         if self.reject_methods.matches(method) {
-            return Err(Refusal::RejectedMethod);
+            return Err(FilterRefusal::RejectedMethod);
         }
         if !self.accept_paths.matches(path) {
-            return Err(Refusal::PathNotAccepted);
+            return Err(FilterRefusal::PathNotAccepted);
         }
         if !self.accept_hosts.matches(host) {
-            return Err(Refusal::HostNotAccepted);
+            return Err(FilterRefusal::HostNotAccepted);
         }
         Ok(())
     }
@@ -135,7 +135,7 @@ impl Filter {
 /// The host part of a `Host` header, as kubectl's `extractHost` (`net.SplitHostPort`, the whole
 /// header when that fails), except that an IPv6 literal keeps its brackets: `[::1]:8001` gives
 /// `[::1]`, which the default `^\[::1\]$` admits (kubectl gives `::1`, a bug).
-pub(crate) fn extract_host(header: &str) -> &str {
+pub fn extract_host(header: &str) -> &str {
     if header.starts_with('[') {
         // `[v6]:port` → `[v6]`; `[v6]` alone stays as it is (SplitHostPort fails: no port).
         return match header.rfind("]:") {
@@ -238,7 +238,7 @@ mod tests {
         assert_eq!(f.check("GET", "/api", extract_host("[::1]:8001")), Ok(()));
         assert_eq!(
             f.check("GET", "/api", extract_host("[::2]:8001")),
-            Err(Refusal::HostNotAccepted)
+            Err(FilterRefusal::HostNotAccepted)
         );
     }
 
@@ -247,17 +247,20 @@ mod tests {
         let f = filter("^/ok", "^/bad", "^good$", "^DELETE$");
         assert_eq!(
             f.check("DELETE", "/bad", "evil"),
-            Err(Refusal::RejectedPath)
+            Err(FilterRefusal::RejectedPath)
         );
         assert_eq!(
             f.check("DELETE", "/ok", "evil"),
-            Err(Refusal::RejectedMethod)
+            Err(FilterRefusal::RejectedMethod)
         );
         assert_eq!(
             f.check("GET", "/other", "good"),
-            Err(Refusal::PathNotAccepted)
+            Err(FilterRefusal::PathNotAccepted)
         );
-        assert_eq!(f.check("GET", "/ok", "evil"), Err(Refusal::HostNotAccepted));
+        assert_eq!(
+            f.check("GET", "/ok", "evil"),
+            Err(FilterRefusal::HostNotAccepted)
+        );
         assert_eq!(f.check("GET", "/ok/x", "good"), Ok(()));
     }
 
@@ -267,12 +270,12 @@ mod tests {
         let f = filter("", "", "", "");
         assert_eq!(
             f.check("GET", "/", "localhost"),
-            Err(Refusal::PathNotAccepted)
+            Err(FilterRefusal::PathNotAccepted)
         );
         let f = filter(".*", "", "", "");
         assert_eq!(
             f.check("GET", "/", "localhost"),
-            Err(Refusal::HostNotAccepted)
+            Err(FilterRefusal::HostNotAccepted)
         );
         let f = filter(".*", "", ".*", "");
         assert_eq!(f.check("DELETE", "/api/v1/pods/x/exec", "x"), Ok(()));

@@ -4,7 +4,7 @@
 //! with kgate's IPv6 fix), listening on `127.0.0.1:8001` unless told otherwise, with a bound on
 //! the wait for the API server's response head (`--header-timeout`, default 5 minutes) so a
 //! stuck API server gives a `504` rather than a hang; and every service at the root of its own
-//! origin (`crate::origin`), with the gateway's own pages under `/.kgate/` (`crate::local`);
+//! origin (the gateway's `build` and `shape` phases), with the gateway's own pages under `/.kgate/`;
 //! `--mount` binds one service at the root of an address of its own. Prints `Starting to serve
 //! on <address>` like `kgate proxy`, so scripts can read the bound port, then the index page's
 //! URL and one `Mounted <target> on <url>` line per mount.
@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::admit::{DEFAULT_ACCEPT_HOSTS, Filter, FilterSpec};
 use crate::cmd::serving::{self, MountArg, Serving};
-use crate::server::{Listen, LocalAddr};
+use gateway::filter::{DEFAULT_ACCEPT_HOSTS, Filter, FilterSpec};
+use gateway::server::{Listen, LocalAddr};
 
 /// Arguments of `kgate serve`.
 #[derive(Debug, clap::Args)]
@@ -79,7 +79,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
             let _ = writeln!(
                 out,
                 "Services: http://localhost:{port}{index} (each at http://<name>.<namespace>.svc.localhost:{port}/)",
-                index = crate::local::INDEX_PATH
+                index = gateway::INDEX_PATH
             );
         }
         for (target, addr) in running.mounts() {

@@ -1,0 +1,255 @@
+//! Admit: whether a classified request may go where it names. Every refusal of the gateway's
+//! policy is decided here, in [`Admission::admit`], and nowhere else; `rescue` writes the answer.
+//!
+//! Contract, by destination, each rule in the order it is checked:
+//!
+//! | destination | rules |
+//! |---|---|
+//! | service origin | its context label is the gateway's ([`Refusal::OtherCluster`]); a state-changing request comes from the origin's own pages ([`site::cross_site_refusal`], [`Refusal::CrossSite`]) |
+//! | mount | its `Host` is one the filter accepts, so a DNS-rebinding page cannot use it ([`Refusal::MountHost`]); the same cross-site rule |
+//! | the gateway's pages | kubectl's filter on the raw path ([`Refusal::Filter`]) |
+//! | API passthrough | with service origins on, no request from another origin's page, whatever the method ([`site::foreign_request`], [`Refusal::ForeignPage`]); then kubectl's filter on the stripped, decoded path ([`filter::Filter::check`]) |
+//! | static files, the mux's own answers | with service origins on, the same foreign-page rule |
+//!
+//! `kgate proxy` has no service origins, and its admission is exactly kubectl's filter
+//! (`--disable-filter` turns even that off). A request admitted here reaches its destination
+//! unchanged; nothing later refuses on policy.
+
+pub mod filter;
+pub(crate) mod site;
+
+use http::Request;
+use urlgrammar::ContextLabel;
+
+use crate::classify::{Destination, OriginTarget, Unserved, request_host};
+use crate::rescue::Refusal;
+use filter::{Filter, extract_host};
+
+/// The admission rules of one gateway.
+pub(crate) struct Admission {
+    /// kubectl's filter; `None` with `--disable-filter`.
+    filter: Option<Filter>,
+    /// Pages of other origins may not use the API (on with service origins; `kgate proxy`
+    /// copies kubectl, which does not look at `Origin`).
+    guard_api: bool,
+    /// The context label this gateway's origin hosts carry, if any.
+    context: Option<ContextLabel>,
+}
+
+impl Admission {
+    pub(crate) fn new(
+        filter: Option<Filter>,
+        guard_api: bool,
+        context: Option<ContextLabel>,
+    ) -> Self {
+        Self {
+            filter,
+            guard_api,
+            context,
+        }
+    }
+
+    /// Admits `req` to `dest`, or says why not; see the module contract.
+    pub(crate) fn admit<B>(&self, dest: &Destination, req: &Request<B>) -> Result<(), Refusal> {
+        match dest {
+            Destination::Origin(origin) => {
+                if origin.context != self.context {
+                    return Err(Refusal::OtherCluster {
+                        host: origin.host.clone(),
+                        served: self.context.clone(),
+                    });
+                }
+                cross_site(origin, req)
+            }
+            Destination::Mount(origin) => {
+                if let Some(filter) = &self.filter
+                    && !filter.accept_hosts.matches(extract_host(request_host(req)))
+                {
+                    tracing::warn!(
+                        host = request_host(req),
+                        "refused a request to a mount: its Host is not accepted"
+                    );
+                    return Err(Refusal::MountHost {
+                        target: origin.target.clone(),
+                        host: origin.host.clone(),
+                    });
+                }
+                cross_site(origin, req)
+            }
+            Destination::Local { .. } => self.filter(req, req.uri().path()),
+            Destination::Api { filter_path, .. } => {
+                self.api_guard(req)?;
+                self.filter(req, filter_path)
+            }
+            Destination::Static { .. }
+            | Destination::Unserved(
+                Unserved::NotFound | Unserved::BadRequest | Unserved::Moved { .. },
+            ) => self.api_guard(req),
+            Destination::Unserved(Unserved::NotAnOrigin { .. }) => Ok(()),
+        }
+    }
+
+    /// DESIGN "Behaviour decisions": no web page but the gateway's own reaches the Kubernetes
+    /// API with the user's credentials, whatever the method.
+    fn api_guard<B>(&self, req: &Request<B>) -> Result<(), Refusal> {
+        if !self.guard_api {
+            return Ok(());
+        }
+        let own = format!("http://{}", request_host(req).to_ascii_lowercase());
+        match site::foreign_request(req.headers(), &own) {
+            None => Ok(()),
+            Some(why) => {
+                tracing::warn!(
+                    method = %req.method(),
+                    path = req.uri().path(),
+                    "refused a request from a web page to the API: {why}"
+                );
+                Err(Refusal::ForeignPage { why })
+            }
+        }
+    }
+
+    /// kubectl's filter on the method, `path` and the host (Go's `r.Host`: the authority of an
+    /// absolute-form target, else the `Host` header), with kubectl's `-v=3` log lines.
+    fn filter<B>(&self, req: &Request<B>, path: &str) -> Result<(), Refusal> {
+        let Some(filter) = &self.filter else {
+            return Ok(());
+        };
+        let host = request_host(req);
+        let method = req.method().as_str();
+        match filter.check(method, path, extract_host(host)) {
+            Ok(()) => {
+                tracing::debug!("Filter accepting {method} {path} {host}");
+                Ok(())
+            }
+            Err(why) => {
+                tracing::debug!(reason = ?why, "Filter rejecting {method} {path} {host}");
+                Err(Refusal::Filter)
+            }
+        }
+    }
+}
+
+/// The cross-site rule for an origin or a mount, whose own origin is `http://<host>`.
+fn cross_site<B>(origin: &OriginTarget, req: &Request<B>) -> Result<(), Refusal> {
+    let own = format!("http://{}", origin.host);
+    match site::cross_site_refusal(req.method(), req.headers(), &own) {
+        None => Ok(()),
+        Some(why) => {
+            tracing::warn!(host = origin.host, method = %req.method(), "refused a cross-site request: {why}");
+            Err(Refusal::CrossSite { own, why })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::mux::Router;
+    use crate::classify::{Classifier, Role};
+    use filter::FilterSpec;
+
+    fn request(method: &str, host: &str, path: &str, origin: Option<&str>) -> Request<()> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host);
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.body(()).unwrap()
+    }
+
+    /// The verdict for `req` on a gateway with service origins (`serve`) or without (`proxy`).
+    fn verdict(origins: bool, role: &Role, req: &Request<()>) -> Result<(), Refusal> {
+        let classifier = Classifier::new(Router::new("/", None), origins, None, Some(8001));
+        let filter = Filter::compile(&FilterSpec::default()).unwrap();
+        let admission = Admission::new(Some(filter), origins, None);
+        admission.admit(&classifier.classify(role, req), req)
+    }
+
+    fn is(refusal: &Result<(), Refusal>, want: &str) -> bool {
+        format!("{refusal:?}").starts_with(want)
+    }
+
+    #[test]
+    fn api_passthrough_is_kubectls_filter_and_no_foreign_page() {
+        let gw = Role::Gateway;
+        let ok = request("POST", "localhost:8001", "/api/v1/pods", None);
+        assert_eq!(verdict(true, &gw, &ok), Ok(()));
+        let exec = request("GET", "localhost", "/api/v1/namespaces/a/pods/b/exec", None);
+        assert!(is(&verdict(true, &gw, &exec), "Err(Filter"));
+        let evil_host = request("GET", "evil.example", "/api/v1/pods", None);
+        assert!(is(&verdict(true, &gw, &evil_host), "Err(Filter"));
+        let page = request(
+            "GET",
+            "localhost:8001",
+            "/api/v1/pods",
+            Some("http://evil.example"),
+        );
+        assert!(is(&verdict(true, &gw, &page), "Err(ForeignPage"));
+        // Even a malformed target from a foreign page is refused as foreign first.
+        let bad = request(
+            "GET",
+            "localhost:8001",
+            "/a/../b",
+            Some("http://evil.example"),
+        );
+        assert!(is(&verdict(true, &gw, &bad), "Err(ForeignPage"));
+        // kubectl proxy does not look at Origin.
+        assert_eq!(verdict(false, &gw, &page), Ok(()));
+    }
+
+    #[test]
+    fn origins_check_the_label_then_the_site() {
+        let gw = Role::Gateway;
+        let own = "http://shop.demo.svc.localhost:8001";
+        let post = request("POST", "shop.demo.svc.localhost:8001", "/cart", Some(own));
+        assert_eq!(verdict(true, &gw, &post), Ok(()));
+        let foreign = request(
+            "POST",
+            "shop.demo.svc.localhost:8001",
+            "/cart",
+            Some("http://evil.example"),
+        );
+        assert!(is(&verdict(true, &gw, &foreign), "Err(CrossSite"));
+        let labelled = request("GET", "shop.demo.svc.prod.localhost:8001", "/", None);
+        assert!(is(&verdict(true, &gw, &labelled), "Err(OtherCluster"));
+        // The kubectl filter does not apply to origins: their hosts are not in its list.
+        let get = request(
+            "GET",
+            "shop.demo.svc.localhost:8001",
+            "/api/v1/pods/x/exec",
+            None,
+        );
+        assert_eq!(verdict(true, &gw, &get), Ok(()));
+    }
+
+    #[test]
+    fn mounts_need_an_accepted_host() {
+        let target = urlgrammar::Address::parse("svc/demo/shop", None)
+            .unwrap()
+            .target;
+        let mount = Role::Mount(target);
+        let local = request("GET", "127.0.0.1:9000", "/", None);
+        assert_eq!(verdict(true, &mount, &local), Ok(()));
+        let rebinding = request("GET", "evil.example:9000", "/", None);
+        assert!(is(&verdict(true, &mount, &rebinding), "Err(MountHost"));
+        let foreign = request("POST", "127.0.0.1:9000", "/", Some("http://evil.example"));
+        assert!(is(&verdict(true, &mount, &foreign), "Err(CrossSite"));
+    }
+
+    #[test]
+    fn local_pages_are_behind_the_filter_only() {
+        let gw = Role::Gateway;
+        let ok = request(
+            "GET",
+            "localhost:8001",
+            "/.kgate/",
+            Some("http://evil.example"),
+        );
+        assert_eq!(verdict(true, &gw, &ok), Ok(()));
+        let evil = request("GET", "evil.example", "/.kgate/", None);
+        assert!(is(&verdict(true, &gw, &evil), "Err(Filter"));
+    }
+}
