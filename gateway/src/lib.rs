@@ -24,6 +24,7 @@ mod body;
 mod build;
 mod classify;
 mod dispatch;
+mod framing;
 mod limits;
 mod local;
 mod pages;

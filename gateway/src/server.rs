@@ -5,7 +5,9 @@
 //! it, and returns a [`RunningServer`] that knows its bound address. Each request goes through
 //! the phases in `crate::dispatch`. [`RunningServer::shutdown`] stops accepting, asks every
 //! connection to finish its in-flight request and close, and waits at most the configured
-//! grace period. Client connections are bounded by the `limits` module (head size, header read
+//! grace period. Every connection's bytes pass the `framing` scanner, which marks requests
+//! whose length is ambiguous for `admit` to refuse. Client connections are bounded by the
+//! `limits` module (head size, header read
 //! timeout, connection cap, lingering close).
 //!
 //! Mounts (`kgate serve --mount`, `kgate open --port`) are more listeners of the same server
@@ -31,6 +33,7 @@ use crate::admit::filter::Filter;
 use crate::classify::mux::Router;
 use crate::classify::{Classifier, Role};
 use crate::dispatch::Gateway;
+use crate::framing::{AmbiguousLength, Framed, Verdicts};
 use crate::limits::{Limits, LingerSwitch, Lingering};
 use crate::local::LocalPages;
 use crate::rescue::Rescue;
@@ -56,6 +59,8 @@ pub struct ServerConfig {
     pub www: Option<(PathBuf, String)>,
     /// The request filter; `None` with `--disable-filter`.
     pub filter: Option<Filter>,
+    /// Origins whose pages may use the gateway like its own (`--allow-origin`).
+    pub allow_origins: Vec<String>,
     pub upstream: Arc<dyn Upstream>,
     /// Bound on the wait for the API server's response head; `None` waits like kubectl.
     pub header_timeout: Option<Duration>,
@@ -335,10 +340,11 @@ async fn accept_loop<A: Acceptor>(
                 Ok((io, peer)) => {
                     // The permit travels with the socket (into an upgraded tunnel too), so the
                     // slot is free exactly when the descriptor is closed.
+                    let (io, framing) = Framed::new(io);
                     let io = Lingering::new(io, permit);
                     let conn = serve_connection(
                         http.clone(),
-                        io,
+                        (io, framing),
                         peer,
                         (state.clone(), role.clone()),
                         stop.clone(),
@@ -406,15 +412,18 @@ impl Slots {
 
 async fn serve_connection<I>(
     http: http1::Builder,
-    (io, linger): (Lingering<I>, LingerSwitch),
+    ((io, linger), framing): ((Lingering<Framed<I>>, LingerSwitch), Arc<Verdicts>),
     peer: Option<IpAddr>,
     (state, role): (Arc<Gateway>, Arc<Role>),
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         linger.dispatched();
+        if framing.next_is_ambiguous() {
+            req.extensions_mut().insert(AmbiguousLength);
+        }
         // A connection that may become a tunnel must not discard input when it closes.
         if req.headers().contains_key(header::UPGRADE) || req.method() == http::Method::CONNECT {
             linger.disable();
@@ -454,7 +463,7 @@ fn gateway(config: ServerConfig, gateway_port: Option<u16>) -> Gateway {
     let served = config.origins.is_some();
     Gateway {
         classifier: Classifier::new(router, served, context.clone(), gateway_port),
-        admission: Admission::new(config.filter, served, context),
+        admission: Admission::new(config.filter, &config.allow_origins, context),
         sender: Sender::new(config.upstream, config.header_timeout),
         ports: lister.clone().map(discovery::ports::DefaultPorts::new),
         static_files,

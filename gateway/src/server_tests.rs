@@ -147,6 +147,7 @@ fn config(upstream: Arc<dyn Upstream>) -> ServerConfig {
         api_prefix: "/".into(),
         www: None,
         filter: Some(Filter::compile(&FilterSpec::default()).unwrap()),
+        allow_origins: Vec::new(),
         upstream,
         header_timeout: None,
         shutdown_grace: Duration::from_secs(10),

@@ -1,5 +1,6 @@
 //! The read API: discovery (`/version`, `/api`, `/apis`, `/api/v1`, the `discovery.k8s.io`
-//! group), list and get of namespaces, services, endpoints, EndpointSlices, pods and nodes,
+//! group), list and get of namespaces, services, endpoints, EndpointSlices, pods, nodes and
+//! secrets,
 //! label and field selectors, and `meta.k8s.io/v1` `Table` output when the client asks for it
 //! (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`, as `kubectl get` does), with the
 //! columns of kubernetes `pkg/printers/internalversion/printers.go`.
@@ -33,6 +34,7 @@ enum Kind {
     Pods,
     Nodes,
     EndpointSlices,
+    Secrets,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             ("", "endpoints") => Kind::Endpoints,
             ("", "pods") => Kind::Pods,
             ("", "nodes") => Kind::Nodes,
+            ("", "secrets") => Kind::Secrets,
             ("discovery.k8s.io", "endpointslices") => Kind::EndpointSlices,
             _ => return None,
         })
@@ -56,6 +59,7 @@ impl Kind {
             Kind::Pods => "Pod",
             Kind::Nodes => "Node",
             Kind::EndpointSlices => "EndpointSlice",
+            Kind::Secrets => "Secret",
         }
     }
 
@@ -121,6 +125,7 @@ fn core_v1_resources() -> Value {
             resource("nodes/proxy", "", false, "NodeProxyOptions", &PROXY_VERBS, &[], false),
             resource("pods", "pod", true, "Pod", &READ_VERBS, &["po"], true),
             resource("pods/proxy", "", true, "PodProxyOptions", &PROXY_VERBS, &[], false),
+            resource("secrets", "secret", true, "Secret", &READ_VERBS, &[], false),
             resource("services", "service", true, "Service", &READ_VERBS, &["svc"], true),
             resource("services/proxy", "", true, "ServiceProxyOptions", &PROXY_VERBS, &[], false),
         ],
@@ -207,6 +212,12 @@ fn items(state: &ClusterState, kind: Kind, namespace: &str) -> Vec<Value> {
             .filter(|s| in_ns(&s.namespace))
             .map(|s| state.pod_json(s))
             .collect(),
+        Kind::Secrets => state
+            .secrets
+            .iter()
+            .filter(|s| in_ns(&s.namespace))
+            .map(|s| state.secret_json(s))
+            .collect(),
     }
 }
 
@@ -224,27 +235,14 @@ pub(crate) fn serve(
     query: Option<&str>,
     accept: &str,
 ) -> Resp {
-    let Some(kind) = Kind::from(&info.api_group, &info.resource) else {
-        return Status::path_not_found().into_response();
+    let Selected {
+        kind,
+        items: all,
+        params,
+    } = match select(state, info, query) {
+        Ok(selected) => selected,
+        Err(refusal) => return *refusal,
     };
-    if !info.subresource.is_empty() || info.parts.len() > 2 {
-        return Status::path_not_found().into_response();
-    }
-    if !matches!(info.verb.as_str(), "get" | "list" | "watch") {
-        return Status::method_not_supported(&info.api_group, &info.resource, &info.verb)
-            .into_response();
-    }
-    let params = query_params(query);
-    // A namespaced path for a cluster-scoped kind is not routed.
-    if !kind.namespaced() && !info.namespace.is_empty() && kind != Kind::Namespaces {
-        return Status::path_not_found().into_response();
-    }
-    let namespace = if kind == Kind::Namespaces {
-        ""
-    } else {
-        info.namespace.as_str()
-    };
-    let mut all = items(state, kind, namespace);
     let wants_table = accept.split(',').any(|a| a.contains("as=Table"));
     if info.verb == "get" {
         let Some(item) = all
@@ -266,28 +264,6 @@ pub(crate) fn serve(
         }
         return json_resp(200, &item);
     }
-    if let Some(sel) = params.get("labelSelector") {
-        match selector::parse_labels(sel) {
-            Ok(reqs) => all.retain(|i| selector::matches(&reqs, &labels_of(i))),
-            Err(msg) => return Status::bad_request(msg).into_response(),
-        }
-    }
-    if let Some(sel) = params.get("fieldSelector") {
-        match selector::parse_fields(sel) {
-            Ok(terms) => all.retain(|i| {
-                terms.iter().all(|(field, value, eq)| {
-                    let key = if field == "metadata.name" {
-                        "name"
-                    } else {
-                        "namespace"
-                    };
-                    let have = i["metadata"][key].as_str().unwrap_or_default();
-                    (have == value) == *eq
-                })
-            }),
-            Err(msg) => return Status::bad_request(msg).into_response(),
-        }
-    }
     if info.verb == "watch" {
         return watch(kind, all, &params);
     }
@@ -305,25 +281,112 @@ pub(crate) fn serve(
     )
 }
 
-/// A watch: `ADDED` for each current object, then the stream stays open until
-/// `timeoutSeconds` (default 30 minutes, within the API server's `--min-request-timeout` range).
-fn watch(kind: Kind, items: Vec<Value>, params: &BTreeMap<String, String>) -> Resp {
-    let timeout = params
+/// What a request names: the kind, the objects (after its selectors) and its parameters.
+struct Selected {
+    kind: Kind,
+    items: Vec<Value>,
+    params: BTreeMap<String, String>,
+}
+
+/// The objects a request names, after its selectors: or the refusal to name any.
+fn select(
+    state: &ClusterState,
+    info: &RequestInfo,
+    query: Option<&str>,
+) -> Result<Selected, Box<Resp>> {
+    let Some(kind) = Kind::from(&info.api_group, &info.resource) else {
+        return Err(Box::new(Status::path_not_found().into_response()));
+    };
+    if !info.subresource.is_empty() || info.parts.len() > 2 {
+        return Err(Box::new(Status::path_not_found().into_response()));
+    }
+    if !matches!(info.verb.as_str(), "get" | "list" | "watch") {
+        return Err(Box::new(
+            Status::method_not_supported(&info.api_group, &info.resource, &info.verb)
+                .into_response(),
+        ));
+    }
+    let params = query_params(query);
+    // A namespaced path for a cluster-scoped kind is not routed.
+    if !kind.namespaced() && !info.namespace.is_empty() && kind != Kind::Namespaces {
+        return Err(Box::new(Status::path_not_found().into_response()));
+    }
+    let namespace = if kind == Kind::Namespaces {
+        ""
+    } else {
+        info.namespace.as_str()
+    };
+    let mut all = items(state, kind, namespace);
+    if info.verb == "get" {
+        return Ok(Selected {
+            kind,
+            items: all,
+            params,
+        });
+    }
+    if let Some(sel) = params.get("labelSelector") {
+        match selector::parse_labels(sel) {
+            Ok(reqs) => all.retain(|i| selector::matches(&reqs, &labels_of(i))),
+            Err(msg) => return Err(Box::new(Status::bad_request(msg).into_response())),
+        }
+    }
+    if let Some(sel) = params.get("fieldSelector") {
+        match selector::parse_fields(sel) {
+            Ok(terms) => all.retain(|i| {
+                terms.iter().all(|(field, value, eq)| {
+                    let key = if field == "metadata.name" {
+                        "name"
+                    } else {
+                        "namespace"
+                    };
+                    let have = i["metadata"][key].as_str().unwrap_or_default();
+                    (have == value) == *eq
+                })
+            }),
+            Err(msg) => return Err(Box::new(Status::bad_request(msg).into_response())),
+        }
+    }
+    Ok(Selected {
+        kind,
+        items: all,
+        params,
+    })
+}
+
+/// The `ADDED` events of a watch's initial objects, one JSON document each (with the
+/// newline the JSON serializer ends each with).
+fn added_events(kind: Kind, items: Vec<Value>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|mut item| {
+            item["kind"] = json!(kind.kind());
+            item["apiVersion"] = json!(kind.api_version());
+            let mut event = json!({"type": "ADDED", "object": item}).to_string();
+            event.push('\n');
+            event
+        })
+        .collect()
+}
+
+/// How long a watch stays open: `timeoutSeconds`, default 30 minutes (within the API server's
+/// `--min-request-timeout` range).
+fn watch_timeout(params: &BTreeMap<String, String>) -> Duration {
+    let seconds = params
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(1800);
-    let mut initial = String::new();
-    for mut item in items {
-        item["kind"] = json!(kind.kind());
-        item["apiVersion"] = json!(kind.api_version());
-        initial.push_str(&json!({"type": "ADDED", "object": item}).to_string());
-        initial.push('\n');
-    }
+    Duration::from_secs(seconds)
+}
+
+/// A watch: `ADDED` for each current object, then the stream stays open until its timeout.
+fn watch(kind: Kind, items: Vec<Value>, params: &BTreeMap<String, String>) -> Resp {
+    let timeout = watch_timeout(params);
+    let initial = added_events(kind, items).concat();
     let stream = futures_util::stream::once(async move {
         Ok::<_, crate::body::BoxError>(http_body::Frame::data(Bytes::from(initial)))
     })
     .chain(futures_util::stream::once(async move {
-        tokio::time::sleep(Duration::from_secs(timeout)).await;
+        tokio::time::sleep(timeout).await;
         Ok(http_body::Frame::data(Bytes::new()))
     }));
     let body = BodyExt::boxed(http_body_util::StreamBody::new(stream));
@@ -333,6 +396,36 @@ fn watch(kind: Kind, items: Vec<Value>, params: &BTreeMap<String, String>) -> Re
         http::HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// A watch asked for over a WebSocket (`wsstream.IsWebSocketRequest`): the events of
+/// [`watch`] as text messages, one per event, as apiserver's `WatchServer.HandleWS` sends
+/// them (JSON encodes as text, so `UseTextFraming`); what the client sends is ignored
+/// (`wsstream.IgnoreReceives`), and the stream ends when it closes or at the timeout. The
+/// handshake is golang.org/x/net/websocket's: version 13 only (else 400 with
+/// `Sec-WebSocket-Version: 13`), an `Origin` that parses as a URL (else 403; `checkOrigin`
+/// accepts any origin that parses, which is why a web page on any site may open it), at most
+/// one subprotocol, echoed.
+pub(crate) fn serve_websocket_watch(
+    state: &ClusterState,
+    info: &RequestInfo,
+    query: Option<&str>,
+    req: &mut http::Request<hyper::body::Incoming>,
+) -> Resp {
+    let Selected {
+        kind,
+        items,
+        params,
+    } = match select(state, info, query) {
+        Ok(selected) => selected,
+        Err(refusal) => return *refusal,
+    };
+    match crate::watchws::handshake(req) {
+        Ok(handshake) => {
+            crate::watchws::serve(handshake, added_events(kind, items), watch_timeout(&params))
+        }
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 /// `duration.HumanDuration` (apimachinery `pkg/util/duration`), as the printers' AGE column.
@@ -502,6 +595,12 @@ fn row_cells(kind: Kind, item: &Value) -> Vec<Value> {
                 json!("<none>"),
             ]
         }
+        Kind::Secrets => vec![
+            name,
+            item["type"].clone(),
+            json!(item["data"].as_object().map_or(0, serde_json::Map::len)),
+            json!(age(item)),
+        ],
         Kind::Nodes => vec![
             name,
             json!("Ready"),
@@ -551,6 +650,12 @@ fn columns(kind: Kind) -> Vec<Value> {
             column("Node", "string", "", 1),
             column("Nominated Node", "string", "", 1),
             column("Readiness Gates", "string", "", 1),
+        ],
+        Kind::Secrets => vec![
+            name,
+            column("Type", "string", "", 0),
+            column("Data", "integer", "", 0),
+            column("Age", "string", "", 0),
         ],
         Kind::Nodes => vec![
             name,

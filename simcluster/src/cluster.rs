@@ -54,11 +54,22 @@ pub(crate) struct Namespace {
     pub(crate) resource_version: u64,
 }
 
+/// An `Opaque` Secret: what a page must never read through a user's proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Secret {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    /// Keys and their values, before base64.
+    pub(crate) data: Vec<(String, String)>,
+    pub(crate) resource_version: u64,
+}
+
 /// Everything the API serves.
 #[derive(Debug, Clone)]
 pub(crate) struct ClusterState {
     pub(crate) namespaces: Vec<Namespace>,
     pub(crate) services: Vec<Service>,
+    pub(crate) secrets: Vec<Secret>,
     pub(crate) resource_version: u64,
     pub(crate) node_name: String,
     pub(crate) kubelet_port: u16,
@@ -139,6 +150,44 @@ impl ClusterState {
             meta["labels"] = labels_json(labels);
         }
         meta
+    }
+
+    pub(crate) fn secret_json(&self, secret: &Secret) -> Value {
+        use base64::Engine as _;
+        let data: serde_json::Map<String, Value> = secret
+            .data
+            .iter()
+            .map(|(k, v)| {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+                (k.clone(), json!(encoded))
+            })
+            .collect();
+        json!({
+            "metadata": self.meta("Secret", &secret.namespace, &secret.name,
+                secret.resource_version, &[]),
+            "type": "Opaque",
+            "data": data,
+        })
+    }
+
+    /// Adds or replaces the secret `namespace/name`, creating the namespace if needed.
+    pub(crate) fn upsert_secret(&mut self, namespace: &str, name: &str, data: &[(&str, &str)]) {
+        self.ensure_namespace(namespace);
+        self.resource_version += 1;
+        let secret = Secret {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            data: data
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            resource_version: self.resource_version,
+        };
+        self.secrets
+            .retain(|s| !(s.namespace == namespace && s.name == name));
+        self.secrets.push(secret);
+        self.secrets
+            .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     }
 
     pub(crate) fn namespace_json(&self, ns: &Namespace) -> Value {

@@ -63,6 +63,7 @@ mod selector;
 mod server;
 mod status;
 mod upstream;
+mod watchws;
 
 pub use apps::LoggedRequest;
 pub use error::Error;
@@ -249,6 +250,7 @@ impl SimClusterBuilder {
         let mut state = cluster::ClusterState {
             namespaces: Vec::new(),
             services: Vec::new(),
+            secrets: Vec::new(),
             resource_version: 100,
             node_name: NODE_NAME.to_owned(),
             kubelet_port: 0,
@@ -277,6 +279,7 @@ impl SimClusterBuilder {
             addr,
             endpoints: upstream::endpoint_client(endpoint_tls.clone()),
             endpoint_tls,
+            received: Arc::default(),
         });
         tasks.spawn(server::run(listener, tls, shared.clone()));
         Ok(SimCluster {
@@ -512,6 +515,34 @@ impl SimCluster {
         svc.ready = ready;
         state.upsert_service(svc);
         Ok(())
+    }
+
+    /// Adds (or replaces) an `Opaque` Secret `namespace/name` with `data` (values before
+    /// base64), readable through `GET`, list and watch like any other object.
+    pub fn set_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        data: &[(&str, &str)],
+    ) -> Result<(), Error> {
+        let mut state = self
+            .shared
+            .cluster
+            .write()
+            .map_err(|_| Error::UnknownService {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })?;
+        state.upsert_secret(namespace, name, data);
+        Ok(())
+    }
+
+    /// Bytes the API server has received from clients so far, counted on the wire (TLS
+    /// included): unchanged across a request means not one byte of it arrived.
+    pub fn received_bytes(&self) -> u64 {
+        self.shared
+            .received
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every request the sample apps received, oldest first (at most the last 10,000).

@@ -87,6 +87,18 @@ pub(crate) fn base(cluster: &mut ClusterState, api_addr: SocketAddr) {
     cluster.upsert_service(svc);
 }
 
+/// The sample apps' Secret: what a cluster holds that no web page should read.
+fn sample_secrets(cluster: &mut ClusterState) {
+    cluster.upsert_secret(
+        "demo",
+        "shop-db",
+        &[
+            ("username", "shop"),
+            ("password", "demo-only-not-a-real-password"),
+        ],
+    );
+}
+
 /// Starts every sample app and registers its service.
 pub(crate) async fn start(
     tasks: &mut JoinSet<()>,
@@ -94,6 +106,7 @@ pub(crate) async fn start(
     state: &Arc<AppState>,
 ) -> Result<(), Error> {
     let lo = Some(IpAddr::from([127, 0, 0, 1]));
+    sample_secrets(cluster);
 
     let es = app(
         tasks,

@@ -3,7 +3,10 @@
 //! read API, the proxy subresource). Unknown paths get the API server's 404 `Status`.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 
 use http::{Request, header};
 use hyper::body::Incoming;
@@ -23,6 +26,47 @@ pub(crate) struct Shared {
     pub(crate) addr: SocketAddr,
     pub(crate) endpoint_tls: Arc<rustls::ClientConfig>,
     pub(crate) endpoints: crate::upstream::EndpointClient,
+    /// Bytes received from clients, on the wire (TLS records included), for tests that show
+    /// a gateway refused a request without sending a byte of it.
+    pub(crate) received: Arc<AtomicU64>,
+}
+
+/// A client connection that counts the bytes read from it.
+struct Counted {
+    inner: tokio::net::TcpStream,
+    received: Arc<AtomicU64>,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        self.received.fetch_add(read as u64, Ordering::Relaxed);
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Accepts connections until the task is aborted; connection tasks die with it.
@@ -49,6 +93,10 @@ pub(crate) async fn run(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let shared = shared.clone();
+        let tcp = Counted {
+            inner: tcp,
+            received: shared.received.clone(),
+        };
         conns.spawn(async move {
             let Ok(stream) = acceptor.accept(tcp).await else {
                 return;
@@ -80,6 +128,17 @@ pub(crate) async fn run(
                 .await;
         });
     }
+}
+
+/// apimachinery `wsstream.IsWebSocketRequest`: an upgrade request whose `Upgrade` is
+/// `websocket`.
+fn is_websocket<B>(req: &Request<B>) -> bool {
+    wire::headers::is_upgrade(req.headers())
+        && req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// A random version-4 UUID, as the audit filter's `Audit-Id`.
@@ -184,7 +243,7 @@ async fn admit(
 /// The handler of an admitted request: proxy, read API, health or discovery.
 async fn route(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     info: crate::requestinfo::RequestInfo,
     path: String,
     query: Option<String>,
@@ -203,6 +262,9 @@ async fn route(
         let Ok(state) = shared.cluster.read() else {
             return Status::internal("cluster state poisoned").into_response();
         };
+        if info.verb == "watch" && is_websocket(&req) {
+            return crate::api::serve_websocket_watch(&state, &info, query.as_deref(), &mut req);
+        }
         return crate::api::serve(&state, &info, query.as_deref(), &accept);
     }
     match path.as_str() {

@@ -459,3 +459,81 @@ async fn filter_headers_on_every_answer() {
     assert!(denied.header("audit-id").is_some());
     assert!(denied.header("x-kubernetes-pf-flowschema-uid").is_none());
 }
+
+#[tokio::test]
+async fn a_websocket_watch_streams_secrets_to_a_page_of_any_origin() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let (cluster, _) = start().await;
+    cluster
+        .set_secret("demo", "api-key", &[("token", "s3cret-value")])
+        .unwrap();
+    let open = |origin: Option<&'static str>, version: &'static str| {
+        let cluster = &cluster;
+        async move {
+            let url = format!(
+                "wss://{}/api/v1/namespaces/demo/secrets?watch=true&timeoutSeconds=5",
+                cluster.addr()
+            );
+            let mut req = url.into_client_request().unwrap();
+            let h = req.headers_mut();
+            h.insert(
+                "authorization",
+                format!("Bearer {}", cluster.admin_token()).parse().unwrap(),
+            );
+            h.insert("sec-websocket-version", version.parse().unwrap());
+            if let Some(origin) = origin {
+                h.insert("origin", origin.parse().unwrap());
+            }
+            tokio_tungstenite::client_async(req, common::raw_tls(cluster).await).await
+        }
+    };
+    // Any origin that parses is accepted: the API server does not compare it with its own.
+    let (mut ws, resp) = open(Some("http://evil.example"), "13").await.unwrap();
+    assert_eq!(resp.status(), 101);
+    let mut secrets = Vec::new();
+    while let Some(Ok(message)) = ws.next().await {
+        assert!(
+            message.is_text(),
+            "JSON events are text messages: {message:?}"
+        );
+        let text = message.into_text().unwrap();
+        assert!(text.ends_with('\n'), "one encoded event per message");
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(event["type"], "ADDED");
+        assert_eq!(event["object"]["kind"], "Secret");
+        secrets.push(
+            event["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+        if let Some(token) = event["object"]["data"]["token"].as_str() {
+            use base64::Engine;
+            let value = base64::engine::general_purpose::STANDARD
+                .decode(token)
+                .unwrap();
+            assert_eq!(value, b"s3cret-value");
+            break;
+        }
+    }
+    assert!(secrets.contains(&"api-key".to_owned()), "{secrets:?}");
+
+    // x/net/websocket's handshake: no Origin, or `null`, is 403; a version but 13 is 400.
+    for (origin, version, status) in [
+        (None, "13", 403),
+        (Some("null"), "13", 403),
+        (Some("http://evil.example"), "8", 400),
+    ] {
+        match open(origin, version).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), status, "{origin:?} {version}");
+                if status == 400 {
+                    assert_eq!(resp.headers()["sec-websocket-version"], "13");
+                }
+            }
+            other => panic!("{origin:?} {version}: {other:?}"),
+        }
+    }
+}

@@ -535,25 +535,6 @@ async fn location_is_rewritten_and_cors_dropped() {
     }
 }
 
-async fn raw_tls(
-    cluster: &simcluster::SimCluster,
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let (config, _) = common::tls_config(cluster, None, &[]);
-    let mut config = config;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(cluster.addr())
-        .await
-        .unwrap();
-    connector
-        .connect(
-            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn websocket_upgrade_passes_through_without_query() {
     use futures_util::{SinkExt, StreamExt};
@@ -568,7 +549,7 @@ async fn websocket_upgrade_passes_through_without_query() {
         "authorization",
         format!("Bearer {}", cluster.admin_token()).parse().unwrap(),
     );
-    let (mut ws, resp) = tokio_tungstenite::client_async(req, raw_tls(&cluster).await)
+    let (mut ws, resp) = tokio_tungstenite::client_async(req, common::raw_tls(&cluster).await)
         .await
         .unwrap();
     assert_eq!(resp.status(), 101);
@@ -594,7 +575,7 @@ async fn websocket_upgrade_passes_through_without_query() {
 #[tokio::test]
 async fn any_upgrade_is_raw_bytes() {
     let (cluster, _) = start().await;
-    let mut tls = raw_tls(&cluster).await;
+    let mut tls = common::raw_tls(&cluster).await;
     let head = format!(
         "GET {ECHO}/upgrade HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
         cluster.addr(),
@@ -619,7 +600,7 @@ async fn any_upgrade_is_raw_bytes() {
     assert_eq!(&echo, b"ping-pong\x00\xff");
 
     // A backend that refuses the upgrade with a non-error status: 500 from the responder.
-    let mut tls = raw_tls(&cluster).await;
+    let mut tls = common::raw_tls(&cluster).await;
     let head = format!(
         "GET {SHOP}/ HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
         cluster.addr(),

@@ -306,16 +306,33 @@ async fn cross_site_requests_are_refused_on_origins_and_on_the_api() {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 
-    // `kgate proxy` stays exactly kubectl: no such check, and no origins.
+    // `kgate proxy` has no origins, but refuses web pages on the API as `kgate serve` does
+    // (scripts send no Origin and see kubectl's proxy); `--allow-origin` admits one.
     let proxy = cluster.kgate_proxy(&[]);
     let reply = send(
         proxy.addr.tcp(),
         &Req::get("/api/v1/namespaces").header("Origin", &own),
     )
     .await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert!(
+        reply.text().contains("rule cross-site-api"),
+        "{}",
+        reply.text()
+    );
+    let reply = send(proxy.addr.tcp(), &Req::get("/api/v1/namespaces")).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let reply = send(proxy.addr.tcp(), &Req::get("/").host(&echo)).await;
     assert_eq!(reply.text(), "Forbidden\n");
+    let allowed = cluster.kgate_proxy(&[&format!("--allow-origin={own}")]);
+    let reply = send(
+        allowed.addr.tcp(),
+        &Req::get("/api/v1/namespaces")
+            .header("Origin", &own)
+            .header("Sec-Fetch-Site", "same-site"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
 #[tokio::test(flavor = "multi_thread")]

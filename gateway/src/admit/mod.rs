@@ -5,15 +5,19 @@
 //!
 //! | destination | rules |
 //! |---|---|
-//! | service origin | its context label is the gateway's ([`Refusal::OtherCluster`]); a state-changing request comes from the origin's own pages ([`site::cross_site_refusal`], [`Refusal::CrossSite`]) |
-//! | mount | its `Host` is one the filter accepts, so a DNS-rebinding page cannot use it ([`Refusal::MountHost`]); the same cross-site rule |
+//! | any | a head with both `Content-Length` and `Transfer-Encoding` (found by `framing`) is refused, and the connection closed ([`Refusal::AmbiguousLength`]) |
+//! | service origin | its context label is the gateway's ([`Refusal::OtherCluster`]); an upgrade or a state-changing request comes from the origin's own pages ([`site::Site::cross_site`], [`Refusal::CrossSite`]) |
+//! | mount | its `Host` is one the filter accepts, so a DNS-rebinding page cannot use it ([`Refusal::MountHost`]); the same cross-site rules |
 //! | the gateway's pages | kubectl's filter on the raw path ([`Refusal::Filter`]) |
-//! | API passthrough | with service origins on, no request from another origin's page, whatever the method ([`site::foreign_request`], [`Refusal::ForeignPage`]); then kubectl's filter on the stripped, decoded path ([`filter::Filter::check`]) |
-//! | static files, the mux's own answers | with service origins on, the same foreign-page rule |
+//! | API passthrough | no request from another origin's page, whatever the method ([`site::Site::api`], [`Refusal::ForeignPage`]); then kubectl's filter on the stripped, decoded path ([`filter::Filter::check`]) |
+//! | the mux's own answers (404, 400, redirect) | the API passthrough's page rule |
+//! | static files (`--www`) | the cross-site rules for upgrades and state-changing requests |
 //!
-//! `kgate proxy` has no service origins, and its admission is exactly kubectl's filter
-//! (`--disable-filter` turns even that off). A request admitted here reaches its destination
-//! unchanged; nothing later refuses on policy.
+//! The page rules hold on `kgate proxy` too: no script or kubectl sends `Origin` or
+//! `Sec-Fetch-Site`, so they refuse only browsers (`--allow-origin` admits a named front-end).
+//! Beyond them, `kgate proxy`'s admission is exactly kubectl's filter (`--disable-filter` turns
+//! that off). A request admitted here reaches its destination unchanged; nothing later refuses
+//! on policy.
 
 pub mod filter;
 pub(crate) mod site;
@@ -22,16 +26,18 @@ use http::Request;
 use urlgrammar::ContextLabel;
 
 use crate::classify::{Destination, OriginTarget, Unserved, request_host};
+use crate::framing::AmbiguousLength;
 use crate::rescue::Refusal;
 use filter::{Filter, extract_host};
+use site::Site;
 
 /// The admission rules of one gateway.
 pub(crate) struct Admission {
     /// kubectl's filter; `None` with `--disable-filter`.
     filter: Option<Filter>,
-    /// Pages of other origins may not use the API (on with service origins; `kgate proxy`
-    /// copies kubectl, which does not look at `Origin`).
-    guard_api: bool,
+    /// Origins admitted besides the gateway's own (`--allow-origin`), lower case, without a
+    /// trailing `/`.
+    allowed: Vec<String>,
     /// The context label this gateway's origin hosts carry, if any.
     context: Option<ContextLabel>,
 }
@@ -39,18 +45,30 @@ pub(crate) struct Admission {
 impl Admission {
     pub(crate) fn new(
         filter: Option<Filter>,
-        guard_api: bool,
+        allowed: &[String],
         context: Option<ContextLabel>,
     ) -> Self {
+        let allowed = allowed
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect();
         Self {
             filter,
-            guard_api,
+            allowed,
             context,
         }
     }
 
     /// Admits `req` to `dest`, or says why not; see the module contract.
     pub(crate) fn admit<B>(&self, dest: &Destination, req: &Request<B>) -> Result<(), Refusal> {
+        if req.extensions().get::<AmbiguousLength>().is_some() {
+            tracing::warn!(
+                method = %req.method(),
+                path = req.uri().path(),
+                "refused a request with both Content-Length and Transfer-Encoding"
+            );
+            return Err(Refusal::AmbiguousLength);
+        }
         match dest {
             Destination::Origin(origin) => {
                 if origin.context != self.context {
@@ -59,7 +77,7 @@ impl Admission {
                         served: self.context.clone(),
                     });
                 }
-                cross_site(origin, req)
+                self.cross_site(origin, req)
             }
             Destination::Mount(origin) => {
                 if let Some(filter) = &self.filter
@@ -74,17 +92,23 @@ impl Admission {
                         host: origin.host.clone(),
                     });
                 }
-                cross_site(origin, req)
+                self.cross_site(origin, req)
             }
             Destination::Local { .. } => self.filter(req, req.uri().path()),
             Destination::Api { filter_path, .. } => {
                 self.api_guard(req)?;
                 self.filter(req, filter_path)
             }
-            Destination::Static { .. }
-            | Destination::Unserved(
+            Destination::Unserved(
                 Unserved::NotFound | Unserved::BadRequest | Unserved::Moved { .. },
             ) => self.api_guard(req),
+            Destination::Static { .. } => {
+                let own = format!("http://{}", request_host(req).to_ascii_lowercase());
+                match self.site(&own).cross_site(req.method(), req.headers()) {
+                    None => Ok(()),
+                    Some((rule, why)) => Err(self.foreign(req, rule, why)),
+                }
+            }
             Destination::Unserved(Unserved::NotAnOrigin { .. }) => Ok(()),
         }
     }
@@ -92,19 +116,38 @@ impl Admission {
     /// DESIGN "Behaviour decisions": no web page but the gateway's own reaches the Kubernetes
     /// API with the user's credentials, whatever the method.
     fn api_guard<B>(&self, req: &Request<B>) -> Result<(), Refusal> {
-        if !self.guard_api {
-            return Ok(());
-        }
         let own = format!("http://{}", request_host(req).to_ascii_lowercase());
-        match site::foreign_request(req.headers(), &own) {
+        match self.site(&own).api(req.method(), req.headers()) {
             None => Ok(()),
-            Some(why) => {
-                tracing::warn!(
-                    method = %req.method(),
-                    path = req.uri().path(),
-                    "refused a request from a web page to the API: {why}"
-                );
-                Err(Refusal::ForeignPage { why })
+            Some((rule, why)) => Err(self.foreign(req, rule, why)),
+        }
+    }
+
+    fn foreign<B>(&self, req: &Request<B>, rule: site::Rule, why: String) -> Refusal {
+        tracing::warn!(
+            method = %req.method(),
+            path = req.uri().path(),
+            %rule,
+            "refused a request from a web page to the API: {why}"
+        );
+        Refusal::ForeignPage { rule, why }
+    }
+
+    fn site<'a>(&'a self, own: &'a str) -> Site<'a> {
+        Site {
+            own,
+            allowed: &self.allowed,
+        }
+    }
+
+    /// The cross-site rules for an origin or a mount, whose own origin is `http://<host>`.
+    fn cross_site<B>(&self, origin: &OriginTarget, req: &Request<B>) -> Result<(), Refusal> {
+        let own = format!("http://{}", origin.host);
+        match self.site(&own).cross_site(req.method(), req.headers()) {
+            None => Ok(()),
+            Some((rule, why)) => {
+                tracing::warn!(host = origin.host, method = %req.method(), %rule, "refused a cross-site request: {why}");
+                Err(Refusal::CrossSite { own, rule, why })
             }
         }
     }
@@ -126,18 +169,6 @@ impl Admission {
                 tracing::debug!(reason = ?why, "Filter rejecting {method} {path} {host}");
                 Err(Refusal::Filter)
             }
-        }
-    }
-}
-
-/// The cross-site rule for an origin or a mount, whose own origin is `http://<host>`.
-fn cross_site<B>(origin: &OriginTarget, req: &Request<B>) -> Result<(), Refusal> {
-    let own = format!("http://{}", origin.host);
-    match site::cross_site_refusal(req.method(), req.headers(), &own) {
-        None => Ok(()),
-        Some(why) => {
-            tracing::warn!(host = origin.host, method = %req.method(), "refused a cross-site request: {why}");
-            Err(Refusal::CrossSite { own, why })
         }
     }
 }
@@ -164,7 +195,7 @@ mod tests {
     fn verdict(origins: bool, role: &Role, req: &Request<()>) -> Result<(), Refusal> {
         let classifier = Classifier::new(Router::new("/", None), origins, None, Some(8001));
         let filter = Filter::compile(&FilterSpec::default()).unwrap();
-        let admission = Admission::new(Some(filter), origins, None);
+        let admission = Admission::new(Some(filter), &[], None);
         admission.admit(&classifier.classify(role, req), req)
     }
 
@@ -196,8 +227,10 @@ mod tests {
             Some("http://evil.example"),
         );
         assert!(is(&verdict(true, &gw, &bad), "Err(ForeignPage"));
-        // kubectl proxy does not look at Origin.
-        assert_eq!(verdict(false, &gw, &page), Ok(()));
+        // kubectl proxy does not look at Origin; kgate proxy does.
+        assert!(is(&verdict(false, &gw, &page), "Err(ForeignPage"));
+        let script = request("POST", "localhost:8001", "/api/v1/pods", None);
+        assert_eq!(verdict(false, &gw, &script), Ok(()));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use http::{Response, StatusCode};
 use urlgrammar::{ContextLabel, Kind, Target};
 use wire::html::escape;
 
-use super::{ApiRefusal, ProxyError};
+use super::{ApiRefusal, ProxyError, Rule};
 use crate::body::Body;
 use crate::pages::{index_url, page};
 
@@ -48,16 +48,19 @@ pub(crate) fn other_cluster(host: &str, served: Option<&ContextLabel>) -> Respon
     )
 }
 
-/// A state-changing request to `own` from another site.
-pub(crate) fn cross_site(own: &str, why: &str) -> Response<Body> {
+/// An upgrade or state-changing request to `own` from another site, refused by `rule`.
+pub(crate) fn cross_site(own: &str, rule: Rule, why: &str) -> Response<Body> {
     page(
         StatusCode::FORBIDDEN,
         "Cross-site request refused",
         &format!(
             "<p>kgate refused this request to <code>{}</code>: {}.</p>\
-             <p>Service origins accept state-changing requests only from their own pages.</p>",
+             <p>Rule <code>{}</code>: {}. Service origins accept WebSockets and \
+             state-changing requests only from their own pages.</p>",
             escape(own),
-            escape(why)
+            escape(why),
+            rule.name(),
+            escape(rule.forbids()),
         ),
     )
 }

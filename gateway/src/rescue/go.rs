@@ -79,6 +79,19 @@ pub(crate) fn bad_request() -> Response<Body> {
     res
 }
 
+/// The refusal of a request with both `Content-Length` and `Transfer-Encoding` (nginx's since
+/// 1.21.1, in Go's plain-text form), closing the connection: what follows its head cannot be
+/// trusted to be its body or the next request.
+pub(crate) fn ambiguous_length() -> Response<Body> {
+    let mut res = error(
+        StatusCode::BAD_REQUEST,
+        "400 Bad Request: a request may not carry both Content-Length and Transfer-Encoding",
+    );
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
 /// Go's `http.Redirect(w, r, location, 301)` as used by `ServeMux`: an HTML body for `GET`,
 /// the content type for `GET` and `HEAD`.
 pub(crate) fn moved_permanently(method: &Method, location: &str) -> Response<Body> {

@@ -25,6 +25,7 @@
 pub(crate) mod browser;
 pub(crate) mod go;
 
+use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,8 +45,12 @@ pub(crate) enum Refusal {
     BadRequest,
     /// Go's mux redirect to the clean path (301); `method` decides whether it has a body.
     Moved { location: String, method: Method },
-    /// A web page of another origin asked for the Kubernetes API: 403 `Status`.
-    ForeignPage { why: String },
+    /// A head carried both `Content-Length` and `Transfer-Encoding`: 400, and the connection
+    /// closes.
+    AmbiguousLength,
+    /// A web page of another origin asked for the Kubernetes API, or to upgrade or write: 403
+    /// `Status` naming the rule.
+    ForeignPage { rule: Rule, why: String },
     /// A name under `.localhost` that is not a service address: 400 page.
     NotAnOrigin { why: String },
     /// An origin host labelled for a cluster this gateway does not serve: 404 page.
@@ -53,12 +58,50 @@ pub(crate) enum Refusal {
         host: String,
         served: Option<ContextLabel>,
     },
-    /// A cross-site state-changing request to an origin or mount: 403 page.
-    CrossSite { own: String, why: String },
+    /// A cross-site upgrade or state-changing request to an origin or mount: 403 page.
+    CrossSite {
+        own: String,
+        rule: Rule,
+        why: String,
+    },
     /// A mount reached under a name the filter does not accept: 403 page.
     MountHost { target: Target, host: String },
     /// A gateway page asked for with a method it does not serve: Go's 405 with `Allow`.
     MethodNotAllowed,
+}
+
+/// The rule a cross-site refusal applies (`admit`'s site rules say when each holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rule {
+    Upgrade,
+    Write,
+    Api,
+}
+
+impl Rule {
+    /// The rule's name, as refusals and logs say it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Upgrade => "cross-site-upgrade",
+            Self::Write => "cross-site-write",
+            Self::Api => "cross-site-api",
+        }
+    }
+
+    /// What the rule forbids, in a sentence.
+    pub(crate) fn forbids(self) -> &'static str {
+        match self {
+            Self::Upgrade => "no page of another origin may open a WebSocket or SPDY stream",
+            Self::Write => "no page of another site may send a request that can change state",
+            Self::Api => "no web page but the gateway's own may use the Kubernetes API",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Who reads the answer to a failure.
@@ -313,17 +356,20 @@ fn refused(refusal: Refusal) -> Response<Body> {
         Refusal::BadRequest => go::bad_request(),
         Refusal::Moved { location, method } => go::moved_permanently(&method, &location),
         Refusal::MethodNotAllowed => go::method_not_allowed("GET, HEAD"),
-        Refusal::ForeignPage { why } => go::status_json(
+        Refusal::AmbiguousLength => go::ambiguous_length(),
+        Refusal::ForeignPage { rule, why } => go::status_json(
             StatusCode::FORBIDDEN,
             "Forbidden",
             &format!(
-                "kgate refused this request to the Kubernetes API: {why}. Web pages may not use \
-                 the API through the gateway; scripts and kubectl can"
+                "kgate refused this request: {why} (rule {rule}: {}). Scripts and kubectl send \
+                 no Origin and are not refused; admit a front-end of your own with \
+                 --allow-origin",
+                rule.forbids()
             ),
         ),
         Refusal::NotAnOrigin { why } => browser::not_an_origin(&why),
         Refusal::OtherCluster { host, served } => browser::other_cluster(&host, served.as_ref()),
-        Refusal::CrossSite { own, why } => browser::cross_site(&own, &why),
+        Refusal::CrossSite { own, rule, why } => browser::cross_site(&own, rule, &why),
         Refusal::MountHost { target, host } => browser::mount_host(&target, &host),
     }
 }
@@ -413,15 +459,22 @@ mod tests {
         assert_eq!(res.status(), 403);
         assert_eq!(text(res).await, "Forbidden\n");
         let res = answer(Refusal::ForeignPage {
+            rule: Rule::Upgrade,
             why: "it comes from a page of http://evil.example".into(),
         })
         .await;
         assert_eq!(res.status(), 403);
         let v: serde_json::Value = serde_json::from_str(&text(res).await).unwrap();
         assert_eq!(v["reason"], "Forbidden");
-        assert!(v["message"].as_str().unwrap().contains("evil.example"));
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains("evil.example"), "{message}");
+        assert!(message.contains("rule cross-site-upgrade"), "{message}");
+        let res = answer(Refusal::AmbiguousLength).await;
+        assert_eq!(res.status(), 400);
+        assert_eq!(res.headers()["connection"], "close");
         let res = answer(Refusal::CrossSite {
             own: "http://shop.demo.svc.localhost".into(),
+            rule: Rule::Write,
             why: "<script>".into(),
         })
         .await;

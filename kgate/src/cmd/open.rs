@@ -48,6 +48,12 @@ pub(crate) struct Args {
     #[arg(long, default_value = "5m", value_parser = config::parse_go_duration)]
     header_timeout: Duration,
 
+    /// Let pages of this origin use the gateway as its own pages may (a front-end under
+    /// development, e.g. http://localhost:3000): web pages of any other origin are refused
+    /// WebSockets, writes and the Kubernetes API. Repeatable.
+    #[arg(long = "allow-origin", value_name = "URL", value_parser = serving::parse_origin)]
+    allow_origin: Vec<String>,
+
     #[command(flatten)]
     serving: serving::ClusterArgs,
 }
@@ -126,7 +132,8 @@ pub(crate) fn run(args: Args) -> ExitCode {
         None => Vec::new(),
     };
     let listen = Listen::Tcp(format!("127.0.0.1:{listen_port}"));
-    let serving = Serving::gateway(listen, filter, args.header_timeout, mounts);
+    let mut serving = Serving::gateway(listen, filter, args.header_timeout, mounts);
+    serving.allow_origins = args.allow_origin.clone();
     let Address { target, rest, .. } = address;
     let browse = !args.no_browser;
     serving::run(&args.serving, serving, move |running| {

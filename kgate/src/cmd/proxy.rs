@@ -146,6 +146,12 @@ pub(crate) struct Args {
     )]
     append_server_path: bool,
 
+    /// Let pages of this origin use the gateway as its own pages may (a front-end under
+    /// development, e.g. http://localhost:3000): web pages of any other origin are refused
+    /// WebSockets, writes and the Kubernetes API. Repeatable.
+    #[arg(long = "allow-origin", value_name = "URL", value_parser = serving::parse_origin)]
+    allow_origin: Vec<String>,
+
     #[command(flatten)]
     serving: serving::ClusterArgs,
 }
@@ -204,6 +210,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
         warn_server_path: true,
         origins: false,
         mounts: Vec::new(),
+        allow_origins: args.allow_origin.clone(),
     };
     serving::run(&args.serving, serving, |running| {
         // kubectl: `fmt.Fprintf(out, "Starting to serve on %s\n", l.Addr().String())`.

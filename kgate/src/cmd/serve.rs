@@ -49,6 +49,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "TARGET=ADDRESS", value_parser = MountArg::parse)]
     mount: Vec<MountArg>,
 
+    /// Let pages of this origin use the gateway as its own pages may (a front-end under
+    /// development, e.g. http://localhost:3000): web pages of any other origin are refused
+    /// WebSockets, writes and the Kubernetes API. Repeatable.
+    #[arg(long = "allow-origin", value_name = "URL", value_parser = serving::parse_origin)]
+    allow_origin: Vec<String>,
+
     #[command(flatten)]
     serving: serving::ClusterArgs,
 }
@@ -70,7 +76,8 @@ pub(crate) fn run(args: Args) -> ExitCode {
         Some(path) => Listen::Unix(path.clone()),
         None => Listen::Tcp(format!("{}:{}", args.address, args.port)),
     };
-    let serving = Serving::gateway(listen, filter, args.header_timeout, args.mount.clone());
+    let mut serving = Serving::gateway(listen, filter, args.header_timeout, args.mount.clone());
+    serving.allow_origins = args.allow_origin.clone();
     serving::run(&args.serving, serving, |running| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "Starting to serve on {}", running.local_addr());

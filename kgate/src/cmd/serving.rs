@@ -56,6 +56,8 @@ pub(crate) struct Serving {
     /// Services to bind at the root of addresses of their own (`--mount`), resolved against
     /// the kubeconfig's namespace once it is loaded.
     pub(crate) mounts: Vec<MountArg>,
+    /// Origins whose pages may use the gateway like its own (`--allow-origin`).
+    pub(crate) allow_origins: Vec<String>,
 }
 
 impl Serving {
@@ -78,8 +80,32 @@ impl Serving {
             warn_server_path: false,
             origins: true,
             mounts,
+            allow_origins: Vec::new(),
         }
     }
+}
+
+/// clap's parser for `--allow-origin`: an origin as a browser sends it in `Origin`
+/// (`http://localhost:3000`), a scheme and a host with an optional port, nothing after.
+pub(crate) fn parse_origin(arg: &str) -> Result<String, String> {
+    let origin = arg.strip_suffix('/').unwrap_or(arg);
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return Err(format!(
+            "expected an origin such as http://localhost:3000, not {arg:?}"
+        ));
+    };
+    if !matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        return Err(format!(
+            "an origin's scheme is http or https, not {scheme:?}"
+        ));
+    }
+    let bad = |c: char| matches!(c, '/' | '?' | '#' | '@') || c.is_whitespace() || c.is_control();
+    if authority.is_empty() || authority.contains(bad) {
+        return Err(format!(
+            "an origin is a scheme and a host[:port] with no path, query or user, not {arg:?}"
+        ));
+    }
+    Ok(origin.to_ascii_lowercase())
 }
 
 /// One `--mount <target>=<address>`, as written.
@@ -207,6 +233,7 @@ async fn serve(
         api_prefix: serving.api_prefix,
         www: serving.www,
         filter: serving.filter,
+        allow_origins: serving.allow_origins,
         upstream: Arc::from(gateway::upstream_of(client)),
         header_timeout,
         shutdown_grace: SHUTDOWN_GRACE,

@@ -157,3 +157,23 @@ pub(crate) fn status_json(code: u16, reason: &str, message: &str) -> serde_json:
     }
     v
 }
+
+/// A raw TLS connection to the API server offering HTTP/1.1 only, for upgrades by hand.
+pub(crate) async fn raw_tls(
+    cluster: &simcluster::SimCluster,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let (config, _) = tls_config(cluster, None, &[]);
+    let mut config = config;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(cluster.addr())
+        .await
+        .unwrap();
+    connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
