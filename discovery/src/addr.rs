@@ -23,6 +23,18 @@ pub(crate) struct Addresses {
 pub(crate) struct Local<'a> {
     pub(crate) port: u16,
     pub(crate) context: Option<&'a ContextLabel>,
+    /// The gateway's own token, carried by its URLs as `?kgate-token=`.
+    pub(crate) token: Option<&'a str>,
+}
+
+impl Local<'_> {
+    /// `url` (which has no query) with the gateway's token, when it has one.
+    fn with_token(&self, url: String) -> String {
+        match self.token {
+            Some(token) => format!("{url}?kgate-token={token}"),
+            None => url,
+        }
+    }
 }
 
 /// Builds the addresses of `port` of `kind` `ns/name`. With `single_port`, the origin has no
@@ -55,10 +67,12 @@ pub(crate) fn addresses(
         api_path: Some(explicit.api_path(&root)),
         gateway_url: explicit
             .gateway_url(&format!("localhost:{}", local.port), &root)
-            .ok(),
+            .ok()
+            .map(|url| local.with_token(url)),
         origin_url: origin_target
             .origin_url(local.context, Some(local.port), &root)
-            .ok(),
+            .ok()
+            .map(|url| local.with_token(url)),
     }
 }
 
@@ -67,10 +81,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_gateway_with_a_token_prints_it_in_its_urls() {
+        let local = Local {
+            port: 8001,
+            context: None,
+            token: Some("0123456789abcdef"),
+        };
+        let a = addresses(Kind::Service, "web", "shop", "http", false, true, &local);
+        assert_eq!(
+            a.origin_url.as_deref(),
+            Some("http://shop.web.svc.localhost:8001/?kgate-token=0123456789abcdef")
+        );
+        assert!(
+            a.gateway_url
+                .unwrap()
+                .ends_with("/proxy/?kgate-token=0123456789abcdef")
+        );
+        assert!(
+            !a.api_path.unwrap().contains("kgate-token"),
+            "the API server's own path"
+        );
+    }
+
+    #[test]
     fn https_is_explicit_in_api_paths_only() {
         let local = Local {
             port: 8001,
             context: None,
+            token: None,
         };
         let a = addresses(Kind::Service, "web", "shop", "https", true, false, &local);
         assert_eq!(a.short.as_deref(), Some("svc/web/shop:https"));
@@ -93,6 +131,7 @@ mod tests {
         let local = Local {
             port: 8001,
             context: None,
+            token: None,
         };
         let a = addresses(Kind::Pod, "db", "web-0.web", "8080", false, true, &local);
         assert_eq!(

@@ -30,14 +30,18 @@ pub struct GatewayAddr {
     pub port: u16,
     /// The context label in origin hosts, when several clusters are served.
     pub context: Option<ContextLabel>,
+    /// The gateway's own token (`kgate serve --gateway-token auto`), which its URLs then carry as
+    /// `?kgate-token=`.
+    pub token: Option<String>,
 }
 
 impl Default for GatewayAddr {
-    /// `kubectl proxy`'s default listener, port 8001, one cluster.
+    /// `kubectl proxy`'s default listener, port 8001, one cluster, no token.
     fn default() -> Self {
         GatewayAddr {
             port: 8001,
             context: None,
+            token: None,
         }
     }
 }
@@ -116,6 +120,7 @@ pub fn url_entries(services: &[ServiceInfo], pods: &[PodInfo], opts: &UrlOptions
     let local = Local {
         port: opts.gateway.port,
         context: opts.gateway.context.as_ref(),
+        token: opts.gateway.token.as_deref(),
     };
     let server = opts.server.trim_end_matches('/');
     let mut items = Vec::new();

@@ -116,6 +116,7 @@ async fn index_page_in_chromium() {
         gateway: GatewayAddr {
             port,
             context: None,
+            token: None,
         },
     };
     let index = Arc::new(render_index(&services, &opts));

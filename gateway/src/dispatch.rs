@@ -81,10 +81,10 @@ impl Gateway {
     async fn dispatch(
         &self,
         destination: Destination,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: Option<IpAddr>,
     ) -> Result<Response<Body>, Error> {
-        self.admission.admit(&destination, &req)?;
+        self.admission.admit(&destination, &mut req)?;
         match destination {
             Destination::Api { upstream_path, .. } => {
                 let out = build::api(req, &upstream_path, peer, &self.upstream())?;

@@ -8,7 +8,7 @@
 //! connection after the answer. An intermediary should refuse instead (nginx answers 400 since
 //! 1.21.1), so the gateway must learn of it, and hyper no longer says.
 //!
-//! [`Framed`] wraps a client connection and reads the same bytes hyper reads, as they pass. A
+//! `Framed` wraps a client connection and reads the same bytes hyper reads, as they pass. A
 //! small state machine ([`Scanner`]) follows the requests' framing: each request head (found
 //! as httparse finds it), then its body by `Content-Length`, or chunk by chunk for
 //! `Transfer-Encoding: chunked`, and marks the heads that carry both fields. The count of
@@ -33,10 +33,10 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Heads longer than this are not followed (hyper refuses them with 431 well before).
-pub(crate) const MAX_HEAD: usize = 1 << 20;
+pub const MAX_HEAD: usize = 1 << 20;
 
 /// The bound on the head after an upgrade request (see the module contract).
-pub(crate) const AFTER_UPGRADE: usize = 16 << 10;
+pub const AFTER_UPGRADE: usize = 16 << 10;
 
 /// The header fields hyper reads at most (its `max_headers` default).
 const MAX_HEADERS: usize = 100;
@@ -48,7 +48,7 @@ pub(crate) struct AmbiguousLength;
 
 /// What a connection's scanner found, for its service to ask.
 #[derive(Debug, Default)]
-pub(crate) struct Verdicts {
+pub struct Verdicts {
     /// Requests handed to the service so far.
     dispatched: AtomicU64,
     /// Indexes (from 0) of the heads that carry both `Content-Length` and `Transfer-Encoding`.
@@ -58,7 +58,7 @@ pub(crate) struct Verdicts {
 impl Verdicts {
     /// Called once per request hyper dispatches, in order: whether that request's length is
     /// ambiguous.
-    pub(crate) fn next_is_ambiguous(&self) -> bool {
+    pub fn next_is_ambiguous(&self) -> bool {
         let n = self.dispatched.fetch_add(1, Ordering::Relaxed);
         let mut marked = self
             .ambiguous
@@ -71,6 +71,17 @@ impl Verdicts {
             }
             None => false,
         }
+    }
+
+    /// The indexes of the heads marked and not yet asked for, in increasing order.
+    pub fn marked(&self) -> Vec<u64> {
+        let mut marked = self
+            .ambiguous
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        marked.sort_unstable();
+        marked
     }
 
     fn mark(&self, head: u64) {
@@ -114,7 +125,7 @@ enum Chunk {
 
 /// The request-framing state machine of one connection; see the module contract.
 #[derive(Debug)]
-pub(crate) struct Scanner {
+pub struct Scanner {
     state: State,
     /// Heads read so far.
     heads: u64,
@@ -124,7 +135,8 @@ pub(crate) struct Scanner {
 }
 
 impl Scanner {
-    pub(crate) fn new(verdicts: Arc<Verdicts>) -> Self {
+    /// A scanner at the start of a connection, marking into `verdicts`.
+    pub fn new(verdicts: Arc<Verdicts>) -> Self {
         Self {
             state: fresh_head(MAX_HEAD),
             heads: 0,
@@ -133,8 +145,19 @@ impl Scanner {
         }
     }
 
+    /// The request heads read so far.
+    pub fn heads(&self) -> u64 {
+        self.heads
+    }
+
+    /// Whether the scanner still follows the stream (it stops for good where the bytes stop
+    /// being HTTP it can follow).
+    pub fn following(&self) -> bool {
+        !matches!(self.state, State::Off)
+    }
+
     /// Follows `bytes`, the next bytes the client sent.
-    pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+    pub fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let used = match &mut self.state {
                 State::Off => return,
@@ -415,9 +438,7 @@ mod tests {
         for piece in stream.chunks(chunk.max(1)) {
             scanner.feed(piece);
         }
-        let mut marked = verdicts.ambiguous.lock().unwrap().clone();
-        marked.sort_unstable();
-        (scanner.heads, marked)
+        (scanner.heads(), verdicts.marked())
     }
 
     const GET: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";

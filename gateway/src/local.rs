@@ -28,6 +28,7 @@ use urlgrammar::ContextLabel;
 use crate::body::{Body, empty, full};
 use crate::pages::{INDEX_CSP, INDEX_PATH, LOCAL_PREFIX, html_response};
 use crate::rescue::{Error, Failure, Refusal};
+use crate::secret::AccessToken;
 use crate::send::Sender;
 
 /// An API server answer younger than this makes the gateway ready without a probe.
@@ -52,6 +53,8 @@ pub(crate) struct LocalPages {
     /// The index page's title (`kgate: <context>`).
     title: String,
     context: Option<ContextLabel>,
+    /// The gateway's own token, which the index's links carry (the page itself needs it).
+    token: Option<AccessToken>,
 }
 
 impl LocalPages {
@@ -59,11 +62,13 @@ impl LocalPages {
         lister: Option<auth::ApiClient>,
         title: String,
         context: Option<ContextLabel>,
+        token: Option<AccessToken>,
     ) -> Self {
         Self {
             lister,
             title,
             context,
+            token,
         }
     }
 
@@ -105,6 +110,7 @@ impl LocalPages {
             gateway: discovery::urls::GatewayAddr {
                 port: port.unwrap_or(80),
                 context: self.context.clone(),
+                token: self.token.as_ref().map(|t| t.expose().to_owned()),
             },
         };
         match discovery::index::index_page(client, &opts).await {

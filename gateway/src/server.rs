@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub filter: Option<Filter>,
     /// Origins whose pages may use the gateway like its own (`--allow-origin`).
     pub allow_origins: Vec<String>,
+    /// The gateway's own token, which every request must then carry (`--gateway-token`).
+    pub token: Option<crate::secret::AccessToken>,
     pub upstream: Arc<dyn Upstream>,
     /// Bound on the wait for the API server's response head; `None` waits like kubectl.
     pub header_timeout: Option<Duration>,
@@ -461,15 +463,17 @@ fn gateway(config: ServerConfig, gateway_port: Option<u16>) -> Gateway {
     let context = config.origins.as_ref().and_then(|o| o.context.clone());
     let lister = config.origins.as_ref().and_then(|o| o.lister.clone());
     let served = config.origins.is_some();
+    let token = config.token.clone();
     Gateway {
         classifier: Classifier::new(router, served, context.clone(), gateway_port),
-        admission: Admission::new(config.filter, &config.allow_origins, context),
+        admission: Admission::new(config.filter, &config.allow_origins, context)
+            .with_token(token.clone()),
         sender: Sender::new(config.upstream, config.header_timeout),
         ports: lister.clone().map(discovery::ports::DefaultPorts::new),
         static_files,
         local: config
             .origins
-            .map(|o| LocalPages::new(o.lister, o.title, o.context)),
-        rescue: Rescue::new(lister),
+            .map(|o| LocalPages::new(o.lister, o.title, o.context, token.clone())),
+        rescue: Rescue::new(lister, token),
     }
 }

@@ -148,6 +148,7 @@ fn config(upstream: Arc<dyn Upstream>) -> ServerConfig {
         www: None,
         filter: Some(Filter::compile(&FilterSpec::default()).unwrap()),
         allow_origins: Vec::new(),
+        token: None,
         upstream,
         header_timeout: None,
         shutdown_grace: Duration::from_secs(10),

@@ -57,3 +57,17 @@ fn main() -> ExitCode {
         Command::Open(args) => cmd::open::run(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// clap's own checks of every command (unique names, valid defaults, ...), which would
+    /// otherwise only panic in a debug build the first time that command runs.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -145,11 +145,17 @@ pub struct Proxy {
 impl Proxy {
     /// Starts `program args...` and waits (at most 60 s) for `Starting to serve on <addr>`.
     pub fn start(program: &Path, args: &[String]) -> Proxy {
+        Proxy::start_with_env(program, args, &[])
+    }
+
+    /// [`Proxy::start`] with `env` added to the environment.
+    pub fn start_with_env(program: &Path, args: &[String], env: &[(&str, &Path)]) -> Proxy {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = dir.path().join("stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -283,8 +289,14 @@ impl Drop for Proxy {
 
 /// Runs `kgate <args>` to completion: (exit code, stdout, stderr).
 pub fn run_kgate(args: &[&str]) -> (i32, String, String) {
+    run_kgate_with_env(args, &[])
+}
+
+/// [`run_kgate`] with `env` added to the environment.
+pub fn run_kgate_with_env(args: &[&str], env: &[(&str, &Path)]) -> (i32, String, String) {
     let out = Command::new(kgate_bin())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("running kgate");
     (

@@ -6,6 +6,7 @@
 //! | destination | rules |
 //! |---|---|
 //! | any | a head with both `Content-Length` and `Transfer-Encoding` (found by `framing`) is refused, and the connection closed ([`Refusal::AmbiguousLength`]) |
+//! | any, with `--gateway-token` | the gateway's own token, as a bearer, its cookie or `?kgate-token=`, else 401 ([`token`], [`Refusal::Unauthorized`]); a browser arriving with it in the URL gets the cookie and the clean URL ([`Refusal::SetToken`]) |
 //! | service origin | its context label is the gateway's ([`Refusal::OtherCluster`]); an upgrade or a state-changing request comes from the origin's own pages ([`site::Site::cross_site`], [`Refusal::CrossSite`]) |
 //! | mount | its `Host` is one the filter accepts, so a DNS-rebinding page cannot use it ([`Refusal::MountHost`]); the same cross-site rules |
 //! | the gateway's pages | kubectl's filter on the raw path ([`Refusal::Filter`]) |
@@ -21,6 +22,7 @@
 
 pub mod filter;
 pub(crate) mod site;
+pub(crate) mod token;
 
 use http::Request;
 use urlgrammar::ContextLabel;
@@ -28,8 +30,10 @@ use urlgrammar::ContextLabel;
 use crate::classify::{Destination, OriginTarget, Unserved, request_host};
 use crate::framing::AmbiguousLength;
 use crate::rescue::Refusal;
+use crate::secret::AccessToken;
 use filter::{Filter, extract_host};
 use site::Site;
+use token::Admitted;
 
 /// The admission rules of one gateway.
 pub(crate) struct Admission {
@@ -40,6 +44,8 @@ pub(crate) struct Admission {
     allowed: Vec<String>,
     /// The context label this gateway's origin hosts carry, if any.
     context: Option<ContextLabel>,
+    /// The gateway's own token (`--gateway-token`), when every request must carry it.
+    token: Option<AccessToken>,
 }
 
 impl Admission {
@@ -56,11 +62,18 @@ impl Admission {
             filter,
             allowed,
             context,
+            token: None,
         }
     }
 
-    /// Admits `req` to `dest`, or says why not; see the module contract.
-    pub(crate) fn admit<B>(&self, dest: &Destination, req: &Request<B>) -> Result<(), Refusal> {
+    /// Every request must carry `token` (see [`token`]).
+    pub(crate) fn with_token(self, token: Option<AccessToken>) -> Self {
+        Self { token, ..self }
+    }
+
+    /// Admits `req` to `dest`, or says why not; see the module contract. The gateway's own
+    /// token, once checked, is taken off the request.
+    pub(crate) fn admit<B>(&self, dest: &Destination, req: &mut Request<B>) -> Result<(), Refusal> {
         if req.extensions().get::<AmbiguousLength>().is_some() {
             tracing::warn!(
                 method = %req.method(),
@@ -69,6 +82,30 @@ impl Admission {
             );
             return Err(Refusal::AmbiguousLength);
         }
+        if let Some(token) = &self.token {
+            match token::check(token, req) {
+                Ok(Admitted::Pass) => {}
+                Ok(Admitted::SetCookie { location }) => {
+                    return Err(Refusal::SetToken {
+                        location,
+                        token: token.clone(),
+                    });
+                }
+                Err(()) => {
+                    tracing::warn!(
+                        method = %req.method(),
+                        path = req.uri().path(),
+                        "refused a request without the gateway's token"
+                    );
+                    return Err(Refusal::Unauthorized);
+                }
+            }
+        }
+        self.destination(dest, req)
+    }
+
+    /// The rules of the destination; see the module contract.
+    fn destination<B>(&self, dest: &Destination, req: &Request<B>) -> Result<(), Refusal> {
         match dest {
             Destination::Origin(origin) => {
                 if origin.context != self.context {
@@ -196,7 +233,8 @@ mod tests {
         let classifier = Classifier::new(Router::new("/", None), origins, None, Some(8001));
         let filter = Filter::compile(&FilterSpec::default()).unwrap();
         let admission = Admission::new(Some(filter), &[], None);
-        admission.admit(&classifier.classify(role, req), req)
+        let mut req = req.clone();
+        admission.admit(&classifier.classify(role, &req), &mut req)
     }
 
     fn is(refusal: &Result<(), Refusal>, want: &str) -> bool {

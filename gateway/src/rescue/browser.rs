@@ -16,6 +16,7 @@ use wire::html::escape;
 use super::{ApiRefusal, ProxyError, Rule};
 use crate::body::Body;
 use crate::pages::{index_url, page};
+use crate::secret::AccessToken;
 
 /// A name under `.localhost` that is not a service address.
 pub(crate) fn not_an_origin(why: &str) -> Response<Body> {
@@ -89,6 +90,35 @@ pub(crate) fn bad_address(why: &str) -> Response<Body> {
     )
 }
 
+/// The answer to a browser that arrived with the gateway's token in its URL: the cookie that
+/// keeps it for this origin, and a move to `location`, the same URL without it. The move is a
+/// `<meta http-equiv="refresh">` from this page, not a 3xx: a navigation that came from another
+/// site (a link on the index, which is another site than a service's origin) stays cross-site
+/// through a redirect, and the browser would not send a `SameSite=Strict` cookie on it; a
+/// refresh is this origin's own navigation, and it does. `Referrer-Policy: no-referrer` keeps
+/// the URL with the token out of the next request's `Referer`.
+pub(crate) fn signed_in(location: &str, token: &AccessToken) -> Response<Body> {
+    let target = escape(location);
+    let mut res = page(
+        StatusCode::OK,
+        "Signed in",
+        &format!(
+            "<meta http-equiv=\"refresh\" content=\"0; url={target}\">\
+             <p>This browser now holds the gateway's token for this address. \
+             <a href=\"{target}\">Continue</a>.</p>"
+        ),
+    );
+    let h = res.headers_mut();
+    if let Ok(v) = http::HeaderValue::from_str(&crate::secret::cookie(token)) {
+        h.insert(http::header::SET_COOKIE, v);
+    }
+    h.insert(
+        http::header::REFERRER_POLICY,
+        http::HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
 /// A failure of the gateway itself (API server unreachable, timeout) on the way to `target`.
 pub(crate) fn unreachable(target: &Target, err: &ProxyError) -> Response<Body> {
     let (status, message) = err.describe();
@@ -134,6 +164,8 @@ pub(crate) fn index_failed(err: &discovery::ListError) -> Response<Body> {
 pub(crate) struct Listing<'a> {
     pub(crate) lister: Option<&'a auth::ApiClient>,
     pub(crate) port: Option<u16>,
+    /// The gateway's own token, which the links carry.
+    pub(crate) token: Option<&'a AccessToken>,
 }
 
 /// The API server's own `Status` refusal of a request for `target`, as a page.
@@ -224,6 +256,7 @@ impl Listing<'_> {
             gateway: discovery::urls::GatewayAddr {
                 port: self.port.unwrap_or(80),
                 context: None,
+                token: self.token.map(|t| t.expose().to_owned()),
             },
         };
         let list = discovery::urls::url_entries(&services, &[], &opts);
@@ -291,6 +324,7 @@ mod tests {
         let listing = Listing {
             lister: None,
             port: Some(8001),
+            token: None,
         };
         let res = api_refusal(StatusCode::NOT_FOUND, &refusal, &target, listing).await;
         assert_eq!(res.status(), 404);

@@ -92,6 +92,23 @@ pub(crate) fn ambiguous_length() -> Response<Body> {
     res
 }
 
+/// The refusal of a request without the gateway's token: 401 and a line that says how to
+/// send it, nothing about the cluster.
+pub(crate) fn unauthorized() -> Response<Body> {
+    let mut res = error(
+        StatusCode::UNAUTHORIZED,
+        "401 Unauthorized: this kgate needs its token: open the URL it printed (with \
+         ?kgate-token=...), or send Authorization: Bearer <token>",
+    );
+    let h = res.headers_mut();
+    h.insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"kgate\""),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
 /// Go's `http.Redirect(w, r, location, 301)` as used by `ServeMux`: an HTML body for `GET`,
 /// the content type for `GET` and `HEAD`.
 pub(crate) fn moved_permanently(method: &Method, location: &str) -> Response<Body> {

@@ -33,6 +33,7 @@ use http::{Method, Response, StatusCode};
 use urlgrammar::{ContextLabel, Target};
 
 use crate::body::{Body, BoxError};
+use crate::secret::AccessToken;
 
 /// A request the gateway will not pass on; nothing was sent upstream.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,6 +49,14 @@ pub(crate) enum Refusal {
     /// A head carried both `Content-Length` and `Transfer-Encoding`: 400, and the connection
     /// closes.
     AmbiguousLength,
+    /// The gateway's own token is missing or wrong: 401, and nothing else.
+    Unauthorized,
+    /// A browser arrived with the token in its URL: a page that sets the cookie which carries
+    /// it from now on and moves on to `location` (the URL without it).
+    SetToken {
+        location: String,
+        token: AccessToken,
+    },
     /// A web page of another origin asked for the Kubernetes API, or to upgrade or write: 403
     /// `Status` naming the rule.
     ForeignPage { rule: Rule, why: String },
@@ -293,11 +302,14 @@ pub(crate) struct Rescue {
     /// Lists a namespace's services on the pages for a missing service or endpoint; `None`
     /// in tests without a cluster.
     lister: Option<auth::ApiClient>,
+    /// The gateway's own token, which the listed links carry (only a request that had it
+    /// gets such a page).
+    token: Option<AccessToken>,
 }
 
 impl Rescue {
-    pub(crate) fn new(lister: Option<auth::ApiClient>) -> Self {
-        Self { lister }
+    pub(crate) fn new(lister: Option<auth::ApiClient>, token: Option<AccessToken>) -> Self {
+        Self { lister, token }
     }
 
     /// The one response for `error`; see the module contract.
@@ -331,6 +343,7 @@ impl Rescue {
                 let listing = browser::Listing {
                     lister: self.lister.as_ref(),
                     port,
+                    token: self.token.as_ref(),
                 };
                 let mut res = browser::api_refusal(status, &refusal, &target, listing).await;
                 if close {
@@ -357,6 +370,8 @@ fn refused(refusal: Refusal) -> Response<Body> {
         Refusal::Moved { location, method } => go::moved_permanently(&method, &location),
         Refusal::MethodNotAllowed => go::method_not_allowed("GET, HEAD"),
         Refusal::AmbiguousLength => go::ambiguous_length(),
+        Refusal::Unauthorized => go::unauthorized(),
+        Refusal::SetToken { location, token } => browser::signed_in(&location, &token),
         Refusal::ForeignPage { rule, why } => go::status_json(
             StatusCode::FORBIDDEN,
             "Forbidden",
@@ -393,7 +408,7 @@ mod tests {
     }
 
     async fn answer(error: impl Into<Error>) -> Response<Body> {
-        Rescue::new(None).respond(error.into()).await
+        Rescue::new(None, None).respond(error.into()).await
     }
 
     #[tokio::test]

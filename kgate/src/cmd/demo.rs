@@ -139,6 +139,7 @@ async fn start_gateway(kubeconfig: &Path, port: Option<u16>) -> anyhow::Result<R
             www: None,
             filter: Some(filter),
             allow_origins: Vec::new(),
+            token: None,
             upstream,
             header_timeout: Some(Duration::from_secs(300)),
             shutdown_grace: Duration::from_secs(5),

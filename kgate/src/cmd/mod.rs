@@ -11,6 +11,7 @@ pub(crate) mod cluster_info;
 pub(crate) mod demo;
 pub(crate) mod open;
 pub(crate) mod proxy;
+pub(crate) mod runtime;
 pub(crate) mod serve;
 pub(crate) mod serving;
 pub(crate) mod url;

@@ -18,10 +18,11 @@ use anyhow::Context as _;
 use http_body_util::BodyExt as _;
 use urlgrammar::{Address, Rest, Target};
 
+use crate::cmd::runtime::{self, TokenMode};
 use crate::cmd::serving::{self, MountArg, Serving};
 use gateway::filter::{Filter, FilterSpec};
 use gateway::server::Listen;
-use gateway::{GATEWAY_NAME, GatewayInfo};
+use gateway::{AccessToken, GATEWAY_NAME, GatewayInfo};
 
 /// Arguments of `kgate open`.
 #[derive(Debug, clap::Args)]
@@ -53,6 +54,12 @@ pub(crate) struct Args {
     /// WebSockets, writes and the Kubernetes API. Repeatable.
     #[arg(long = "allow-origin", value_name = "URL", value_parser = serving::parse_origin)]
     allow_origin: Vec<String>,
+
+    /// Require a token from every request to the gateway this starts (`auto`: a random one,
+    /// in the URL opened); a gateway already running with a token of this user's is reused
+    /// with it.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = TokenMode::Off)]
+    gateway_token: TokenMode,
 
     #[command(flatten)]
     serving: serving::ClusterArgs,
@@ -92,8 +99,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
         None => probe(args.gateway_port),
     };
     let listen_port = match &existing {
-        Probe::Kgate(info) if same_server(&info.server, &server) => {
+        Probe::Kgate(info, token) if same_server(&info.server, &server) => {
             let url = origin_url(&address.target, args.gateway_port, &address.rest);
+            let url = runtime::with_token(&url, token.as_ref());
             eprintln!(
                 "kgate: using the gateway already running on 127.0.0.1:{}",
                 args.gateway_port
@@ -101,7 +109,15 @@ pub(crate) fn run(args: Args) -> ExitCode {
             announce(&url, !args.no_browser);
             return ExitCode::SUCCESS;
         }
-        Probe::Kgate(info) => {
+        Probe::Locked => {
+            eprintln!(
+                "kgate: the gateway on 127.0.0.1:{} needs a token this user does not hold; \
+                 starting one on a free port",
+                args.gateway_port
+            );
+            0
+        }
+        Probe::Kgate(info, _) => {
             eprintln!(
                 "kgate: the gateway on 127.0.0.1:{} serves another cluster ({}); starting one on a free port",
                 args.gateway_port, info.server
@@ -134,22 +150,39 @@ pub(crate) fn run(args: Args) -> ExitCode {
     let listen = Listen::Tcp(format!("127.0.0.1:{listen_port}"));
     let mut serving = Serving::gateway(listen, filter, args.header_timeout, mounts);
     serving.allow_origins = args.allow_origin.clone();
+    serving.token = match args.gateway_token.token() {
+        Ok(token) => token,
+        Err(err) => {
+            eprintln!("error: making a token: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let token = serving.token.clone();
     let Address { target, rest, .. } = address;
     let browse = !args.no_browser;
-    serving::run(&args.serving, serving, move |running| {
+    let published = std::cell::RefCell::new(None);
+    let code = serving::run(&args.serving, serving, |running| {
+        let gateway::server::LocalAddr::Tcp(local) = running.local_addr() else {
+            return;
+        };
+        if let Some(token) = &token {
+            match runtime::publish(local.port(), token) {
+                Ok(entry) => *published.borrow_mut() = Some(entry),
+                Err(err) => eprintln!("kgate: cannot leave the token for later commands: {err}"),
+            }
+        }
         let url = match running.mounts().first() {
             Some((_, addr)) => mount_url(*addr, &rest),
-            None => match running.local_addr() {
-                gateway::server::LocalAddr::Tcp(addr) => origin_url(&target, addr.port(), &rest),
-                gateway::server::LocalAddr::Unix(_) => return,
-            },
+            None => origin_url(&target, local.port(), &rest),
         };
         eprintln!(
             "kgate: serving {target} through the gateway on {}; press Ctrl-C to stop",
             running.local_addr()
         );
-        announce(&url, browse);
-    })
+        announce(&runtime::with_token(&url, token.as_ref()), browse);
+    });
+    drop(published);
+    code
 }
 
 /// The target, with the kubeconfig's namespace when it names none; origin addresses with a
@@ -258,8 +291,10 @@ fn browser_command(entry: &str, url: &str) -> Command {
 enum Probe {
     /// Nothing listens there.
     Free,
-    /// A kgate gateway.
-    Kgate(GatewayInfo),
+    /// A kgate gateway, and its token when it needs one (this user's, from its runtime file).
+    Kgate(GatewayInfo, Option<AccessToken>),
+    /// A kgate gateway that needs a token this user does not have.
+    Locked,
     /// Something else (or a gateway that did not answer in time).
     Other,
 }
@@ -282,6 +317,7 @@ fn probe(port: u16) -> Probe {
 }
 
 async fn probe_async(port: u16) -> Probe {
+    let token = runtime::lookup(port);
     let stream = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
         Ok(stream) => stream,
         Err(_) => return Probe::Free,
@@ -292,15 +328,28 @@ async fn probe_async(port: u16) -> Probe {
         return Probe::Other;
     };
     tokio::spawn(conn);
-    let req = http::Request::get(format!("{}info", gateway::INDEX_PATH))
-        .header(http::header::HOST, format!("127.0.0.1:{port}"))
-        .body(http_body_util::Empty::<bytes::Bytes>::new());
+    let mut req = http::Request::get(format!("{}info", gateway::INDEX_PATH))
+        .header(http::header::HOST, format!("127.0.0.1:{port}"));
+    if let Some(token) = &token {
+        req = req.header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", token.expose()),
+        );
+    }
+    let req = req.body(http_body_util::Empty::<bytes::Bytes>::new());
     let Ok(req) = req else {
         return Probe::Other;
     };
     let Ok(res) = sender.send_request(req).await else {
         return Probe::Other;
     };
+    let kgate_realm = res
+        .headers()
+        .get(http::header::WWW_AUTHENTICATE)
+        .is_some_and(|v| v.as_bytes() == b"Bearer realm=\"kgate\"");
+    if res.status() == http::StatusCode::UNAUTHORIZED && kgate_realm {
+        return Probe::Locked;
+    }
     if res.status() != http::StatusCode::OK {
         return Probe::Other;
     }
@@ -311,7 +360,7 @@ async fn probe_async(port: u16) -> Probe {
         return Probe::Other;
     };
     match serde_json::from_slice::<GatewayInfo>(&body.to_bytes()) {
-        Ok(info) if info.gateway == GATEWAY_NAME => Probe::Kgate(info),
+        Ok(info) if info.gateway == GATEWAY_NAME => Probe::Kgate(info, token),
         _ => Probe::Other,
     }
 }

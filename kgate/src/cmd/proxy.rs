@@ -211,6 +211,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
         origins: false,
         mounts: Vec::new(),
         allow_origins: args.allow_origin.clone(),
+        token: None,
     };
     serving::run(&args.serving, serving, |running| {
         // kubectl: `fmt.Fprintf(out, "Starting to serve on %s\n", l.Addr().String())`.

@@ -7,16 +7,20 @@
 //! origin (the gateway's `build` and `shape` phases), with the gateway's own pages under `/.kgate/`;
 //! `--mount` binds one service at the root of an address of its own. Prints `Starting to serve
 //! on <address>` like `kgate proxy`, so scripts can read the bound port, then the index page's
-//! URL and one `Mounted <target> on <url>` line per mount.
+//! URL and one `Mounted <target> on <url>` line per mount. With `--gateway-token auto` every request
+//! must carry a random token, printed in those URLs and left (owner-only) where `kgate urls`
+//! and `kgate open` find it (`cmd::runtime`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cmd::serving::{self, MountArg, Serving};
 use gateway::filter::{DEFAULT_ACCEPT_HOSTS, Filter, FilterSpec};
-use gateway::server::{Listen, LocalAddr};
+use gateway::server::{Listen, LocalAddr, RunningServer};
+
+use crate::cmd::runtime::{self, TokenMode};
+use crate::cmd::serving::{self, MountArg, Serving};
 
 /// Arguments of `kgate serve`.
 #[derive(Debug, clap::Args)]
@@ -55,6 +59,12 @@ pub(crate) struct Args {
     #[arg(long = "allow-origin", value_name = "URL", value_parser = serving::parse_origin)]
     allow_origin: Vec<String>,
 
+    /// Require a token from every request: `auto` makes a random one and prints it once, in
+    /// the URLs below (a browser keeps it in a cookie; scripts send Authorization: Bearer).
+    /// Use it on a machine shared with other users, or use --unix-socket.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = TokenMode::Off)]
+    gateway_token: TokenMode,
+
     #[command(flatten)]
     serving: serving::ClusterArgs,
 }
@@ -78,20 +88,59 @@ pub(crate) fn run(args: Args) -> ExitCode {
     };
     let mut serving = Serving::gateway(listen, filter, args.header_timeout, args.mount.clone());
     serving.allow_origins = args.allow_origin.clone();
-    serving::run(&args.serving, serving, |running| {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "Starting to serve on {}", running.local_addr());
-        if let LocalAddr::Tcp(socket) = running.local_addr() {
-            let port = socket.port();
+    serving.token = match args.gateway_token.token() {
+        Ok(token) => token,
+        Err(err) => {
+            eprintln!("error: making a token: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let token = serving.token.clone();
+    let published = std::cell::RefCell::new(None);
+    let code = serving::run(&args.serving, serving, |running| {
+        let token = token.as_ref();
+        if let (Some(token), LocalAddr::Tcp(socket)) = (token, running.local_addr()) {
+            match runtime::publish(socket.port(), token) {
+                Ok(entry) => *published.borrow_mut() = Some(entry),
+                Err(err) => eprintln!(
+                    "kgate: cannot leave the token where `kgate urls` and `kgate open` find it: {err}"
+                ),
+            }
+        }
+        announce(running, token);
+    });
+    drop(published);
+    code
+}
+
+/// The start-up lines: kubectl's `Starting to serve on`, then where the services are (with
+/// the token, when there is one: it is printed here and nowhere else).
+fn announce(running: &RunningServer, token: Option<&gateway::AccessToken>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Starting to serve on {}", running.local_addr());
+    if let LocalAddr::Tcp(socket) = running.local_addr() {
+        let port = socket.port();
+        let index = runtime::with_token(
+            &format!("http://localhost:{port}{}", gateway::INDEX_PATH),
+            token,
+        );
+        let origin = runtime::with_token(
+            &format!("http://<name>.<namespace>.svc.localhost:{port}/"),
+            token,
+        );
+        let _ = writeln!(out, "Services: {index} (each at {origin})");
+        if let Some(token) = token {
             let _ = writeln!(
                 out,
-                "Services: http://localhost:{port}{index} (each at http://<name>.<namespace>.svc.localhost:{port}/)",
-                index = gateway::INDEX_PATH
+                "Scripts and kubectl: Authorization: Bearer {} (kubectl --server \
+                 http://localhost:{port} --token <it>)",
+                token.expose()
             );
         }
-        for (target, addr) in running.mounts() {
-            let _ = writeln!(out, "Mounted {target} on http://{addr}/");
-        }
-        let _ = out.flush();
-    })
+    }
+    for (target, addr) in running.mounts() {
+        let url = runtime::with_token(&format!("http://{addr}/"), token);
+        let _ = writeln!(out, "Mounted {target} on {url}");
+    }
+    let _ = out.flush();
 }

@@ -58,6 +58,8 @@ pub(crate) struct Serving {
     pub(crate) mounts: Vec<MountArg>,
     /// Origins whose pages may use the gateway like its own (`--allow-origin`).
     pub(crate) allow_origins: Vec<String>,
+    /// The gateway's own token, which every request must carry (`--gateway-token auto`).
+    pub(crate) token: Option<gateway::AccessToken>,
 }
 
 impl Serving {
@@ -81,6 +83,7 @@ impl Serving {
             origins: true,
             mounts,
             allow_origins: Vec::new(),
+            token: None,
         }
     }
 }
@@ -234,6 +237,7 @@ async fn serve(
         www: serving.www,
         filter: serving.filter,
         allow_origins: serving.allow_origins,
+        token: serving.token,
         upstream: Arc::from(gateway::upstream_of(client)),
         header_timeout,
         shutdown_grace: SHUTDOWN_GRACE,

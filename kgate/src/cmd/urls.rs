@@ -103,6 +103,8 @@ fn run_inner(args: &Args) -> Result<u8, Failure> {
         gateway: GatewayAddr {
             port: args.gateway_port,
             context: None,
+            // A gateway of this user's started with `--gateway-token auto`: its URLs need the token.
+            token: super::runtime::lookup(args.gateway_port).map(|t| t.expose().to_owned()),
         },
     };
     let mut list = url_entries(&services, &pods, &options);
