@@ -11,7 +11,8 @@
 //! or lets it pass, `build` makes the upstream request and chooses its [`crate::shape::Shape`],
 //! `send` is the seam to the API server, `shape` makes its answer the client's, and `rescue`
 //! turns every refusal and failure into the response for its audience. One access line is
-//! written per request (`access`). Nothing here looks at a header or the path itself.
+//! written per request (`access`). Nothing here looks at a header or the path itself, but for
+//! one rule of the connection: an upgrade that was refused closes it.
 
 use std::net::IpAddr;
 
@@ -60,17 +61,27 @@ impl Gateway {
             );
         }
         let method = req.method().clone();
+        let upgrade = wire::headers::is_upgrade(req.headers());
         let destination = self.classifier.classify(role, &req);
         let local = destination.is_local();
         let res = match self.dispatch(destination, req, peer).await {
             Ok(res) => res,
             Err(error) => self.rescue.respond(error).await,
         };
-        let res = if local {
+        let mut res = if local {
             local::head_only(&method, res)
         } else {
             res
         };
+        // A client that asked to leave HTTP and was refused gets no keep-alive: kubectl writes
+        // its refusals of upgrades on the hijacked connection and closes it, and a client
+        // that expected a tunnel should not be left waiting on one.
+        if upgrade && res.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+            res.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         match entry {
             Some(entry) => access::logged(entry, res),
             None => res,

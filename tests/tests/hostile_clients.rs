@@ -649,6 +649,63 @@ async fn cross_origin_pages_get_no_cors_grant() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn cross_site_writes_and_upgrades_are_refused_before_the_api_server_sees_a_byte() {
+    let cluster = Cluster::start().await;
+    let kgate = Kgate::start(&cluster, &[]);
+    // Warm: the pooled connection to the API server exists before counting.
+    let warm = exchange_raw(
+        kgate.addr,
+        b"GET /api HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(warm.starts_with("HTTP/1.1 200"), "{warm:.300}");
+    let cases = [
+        (
+            "a cross-site POST",
+            "POST /api/v1/namespaces/demo/pods HTTP/1.1\r\nHost: localhost\r\n\
+             Origin: http://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\
+             Connection: close\r\n\r\n{}",
+            "rule cross-site-write",
+        ),
+        (
+            "a cross-site WebSocket upgrade",
+            "GET /api/v1/namespaces/demo/secrets?watch=true HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Origin: http://evil.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            "rule cross-site-upgrade",
+        ),
+        (
+            "a cross-site SPDY upgrade (exec through the API)",
+            "POST /api/v1/namespaces/demo/pods/web/portforward HTTP/1.1\r\nHost: localhost\r\n\
+             Origin: http://evil.example\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+             X-Stream-Protocol-Version: portforward.k8s.io\r\nContent-Length: 0\r\n\r\n",
+            "rule cross-site-upgrade",
+        ),
+        (
+            "a same-site page reading the API",
+            "GET /api/v1/namespaces/demo/secrets HTTP/1.1\r\nHost: localhost\r\n\
+             Sec-Fetch-Site: same-site\r\nConnection: close\r\n\r\n",
+            "rule cross-site-api",
+        ),
+    ];
+    for (what, request, rule) in cases {
+        let before = settled_bytes(&cluster).await;
+        let answer = exchange_raw(kgate.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 403"), "{what}: {answer:.400}");
+        assert!(
+            answer.contains("\"kind\":\"Status\""),
+            "{what}: {answer:.400}"
+        );
+        assert!(answer.contains(rule), "{what}: {answer:.600}");
+        assert_eq!(
+            settled_bytes(&cluster).await,
+            before,
+            "{what}: bytes of the refused request reached the API server"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn pipelined_request_flood_is_answered_in_bounded_memory() {
     const REQUESTS: usize = 5000;
     let cluster = Cluster::start().await;
