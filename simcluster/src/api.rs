@@ -209,8 +209,8 @@ fn items(state: &ClusterState, kind: Kind, namespace: &str) -> Vec<Value> {
             .collect(),
         Kind::Pods => state
             .pods()
-            .filter(|s| in_ns(&s.namespace))
-            .map(|s| state.pod_json(s))
+            .filter(|(s, _)| in_ns(&s.namespace))
+            .map(|(s, r)| state.pod_json(s, r))
             .collect(),
         Kind::Secrets => state
             .secrets

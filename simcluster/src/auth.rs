@@ -46,6 +46,8 @@ pub(crate) struct Authn {
     pub(crate) basic: BTreeMap<String, SecretString>,
     /// users who may not use any `*/proxy` subresource
     pub(crate) forbid_proxy: BTreeSet<String>,
+    /// users who may not use `pods/portforward`
+    pub(crate) forbid_portforward: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Authn {
@@ -54,6 +56,7 @@ impl std::fmt::Debug for Authn {
             .field("tokens", &format_args!("<{} redacted>", self.tokens.len()))
             .field("basic_users", &self.basic.keys().collect::<Vec<_>>())
             .field("forbid_proxy", &self.forbid_proxy)
+            .field("forbid_portforward", &self.forbid_portforward)
             .finish()
     }
 }
@@ -133,8 +136,9 @@ impl Authn {
                     || path.starts_with("/readyz/")))
         } else {
             info.is_resource
-                && info.subresource == "proxy"
-                && self.forbid_proxy.contains(&user.name)
+                && ((info.subresource == "proxy" && self.forbid_proxy.contains(&user.name))
+                    || (info.subresource == "portforward"
+                        && self.forbid_portforward.contains(&user.name)))
         };
         if denied {
             Err(forbidden(user, info))

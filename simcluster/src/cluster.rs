@@ -2,9 +2,11 @@
 //! behind them and one node, rendered as the API server's JSON (items of a list carry no
 //! `kind`/`apiVersion`, as Go's typed lists serialise).
 //!
-//! Each service with endpoints is backed by one pod whose IP is the endpoint's IP and whose
+//! Each service with endpoints is backed by its pods (replicas), one endpoint address each, whose
 //! container ports are the endpoint ports, so the Endpoints `targetRef` check of the service
-//! proxy (kubernetes `pkg/registry/core/service/storage/storage.go` `isValidAddress`) holds.
+//! proxy (kubernetes `pkg/registry/core/service/storage/storage.go` `isValidAddress`) holds. The
+//! replicas of one service listen on the same port at different loopback addresses, as pods
+//! listen on the same container port at different pod IPs.
 
 use std::net::IpAddr;
 
@@ -20,7 +22,17 @@ pub(crate) struct PortSpec {
     pub(crate) target: u16,
 }
 
-/// A service, its endpoints and the pod behind them.
+/// One pod behind a service: its endpoint address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Replica {
+    /// The pod's name (`<service>-<suffix>`).
+    pub(crate) pod: String,
+    /// The pod IP: where its containers listen.
+    pub(crate) ip: IpAddr,
+    pub(crate) ready: bool,
+}
+
+/// A service, its endpoints and the pods behind them.
 #[derive(Debug, Clone)]
 pub(crate) struct Service {
     pub(crate) namespace: String,
@@ -28,9 +40,8 @@ pub(crate) struct Service {
     pub(crate) labels: Vec<(String, String)>,
     pub(crate) ports: Vec<PortSpec>,
     pub(crate) cluster_ip: String,
-    /// `None`: an Endpoints object with no subsets.
-    pub(crate) endpoint_ip: Option<IpAddr>,
-    pub(crate) ready: bool,
+    /// The pods; empty: an Endpoints object with no subsets.
+    pub(crate) replicas: Vec<Replica>,
     /// Whether the endpoint addresses point at a pod (`targetRef`); the `kubernetes` service's
     /// do not, as in a real cluster.
     pub(crate) has_pod: bool,
@@ -38,12 +49,19 @@ pub(crate) struct Service {
 }
 
 impl Service {
-    pub(crate) fn pod_name(&self) -> String {
-        format!(
-            "{}-{}",
-            self.name,
-            name_suffix(&format!("{}/{}", self.namespace, self.name))
-        )
+    /// The name of the service's `n`-th pod (the first keeps the name it always had).
+    pub(crate) fn pod_name(&self, n: usize) -> String {
+        let seed = if n == 0 {
+            format!("{}/{}", self.namespace, self.name)
+        } else {
+            format!("{}/{}/{n}", self.namespace, self.name)
+        };
+        format!("{}-{}", self.name, name_suffix(&seed))
+    }
+
+    /// The ready pods, which the service proxy and port-forward choose from.
+    pub(crate) fn ready_replicas(&self) -> impl Iterator<Item = &Replica> {
+        self.replicas.iter().filter(|r| r.ready)
     }
 }
 
@@ -98,7 +116,7 @@ fn name_suffix(seed: &str) -> String {
 }
 
 /// A stable UID-shaped string for an object.
-fn uid(kind: &str, namespace: &str, name: &str) -> String {
+pub(crate) fn uid(kind: &str, namespace: &str, name: &str) -> String {
     let s = name_suffix(&format!("{kind}/{namespace}/{name}"));
     let hex: String = s
         .bytes()
@@ -231,15 +249,15 @@ impl ClusterState {
         })
     }
 
-    fn address_json(&self, svc: &Service, ip: IpAddr) -> Value {
-        let mut addr = json!({"ip": ip.to_string()});
+    fn address_json(&self, svc: &Service, replica: &Replica) -> Value {
+        let mut addr = json!({"ip": replica.ip.to_string()});
         if svc.has_pod {
             addr["nodeName"] = json!(self.node_name);
             addr["targetRef"] = json!({
                 "kind": "Pod",
                 "namespace": svc.namespace,
-                "name": svc.pod_name(),
-                "uid": uid("Pod", &svc.namespace, &svc.pod_name()),
+                "name": replica.pod,
+                "uid": uid("Pod", &svc.namespace, &replica.pod),
             });
         }
         addr
@@ -249,7 +267,7 @@ impl ClusterState {
         let mut value = json!({
             "metadata": self.meta("Endpoints", &svc.namespace, &svc.name, svc.resource_version, &svc.labels),
         });
-        if let Some(ip) = svc.endpoint_ip {
+        if !svc.replicas.is_empty() {
             let ports: Vec<Value> = svc
                 .ports
                 .iter()
@@ -261,12 +279,20 @@ impl ClusterState {
                     v
                 })
                 .collect();
-            let key = if svc.ready {
-                "addresses"
-            } else {
-                "notReadyAddresses"
-            };
-            value["subsets"] = json!([{ key: [self.address_json(svc, ip)], "ports": ports }]);
+            let (ready, not_ready): (Vec<&Replica>, Vec<&Replica>) =
+                svc.replicas.iter().partition(|r| r.ready);
+            let mut subset = json!({ "ports": ports });
+            // Go's `omitempty`: an empty list is left out.
+            if !ready.is_empty() {
+                subset["addresses"] = ready.iter().map(|r| self.address_json(svc, r)).collect();
+            }
+            if !not_ready.is_empty() {
+                subset["notReadyAddresses"] = not_ready
+                    .iter()
+                    .map(|r| self.address_json(svc, r))
+                    .collect();
+            }
+            value["subsets"] = json!([subset]);
         }
         value
     }
@@ -295,20 +321,21 @@ impl ClusterState {
             .map(|p| json!({"name": p.name, "port": p.target, "protocol": p.protocol}))
             .collect();
         let endpoints: Vec<Value> = svc
-            .endpoint_ip
-            .map(|ip| {
-                let a = self.address_json(svc, ip);
+            .replicas
+            .iter()
+            .map(|replica| {
+                let a = self.address_json(svc, replica);
                 let mut e = json!({
-                    "addresses": [ip.to_string()],
-                    "conditions": {"ready": svc.ready, "serving": svc.ready, "terminating": false},
+                    "addresses": [replica.ip.to_string()],
+                    "conditions": {"ready": replica.ready, "serving": replica.ready, "terminating": false},
                 });
                 if let Some(t) = a.get("targetRef") {
                     e["targetRef"] = t.clone();
                     e["nodeName"] = json!(self.node_name);
                 }
-                vec![e]
+                e
             })
-            .unwrap_or_default();
+            .collect();
         json!({
             "metadata": self.meta("EndpointSlice", &svc.namespace, &name, svc.resource_version, &labels),
             "addressType": "IPv4",
@@ -317,16 +344,17 @@ impl ClusterState {
         })
     }
 
-    /// The pods: one per service whose endpoints point at a pod.
-    pub(crate) fn pods(&self) -> impl Iterator<Item = &Service> {
+    /// The pods: the replicas of every service whose endpoints point at pods.
+    pub(crate) fn pods(&self) -> impl Iterator<Item = (&Service, &Replica)> {
         self.services
             .iter()
-            .filter(|s| s.has_pod && s.endpoint_ip.is_some())
+            .filter(|s| s.has_pod)
+            .flat_map(|s| s.replicas.iter().map(move |r| (s, r)))
     }
 
-    pub(crate) fn pod_json(&self, svc: &Service) -> Value {
-        let ip = svc.endpoint_ip.map(|ip| ip.to_string()).unwrap_or_default();
-        let name = svc.pod_name();
+    pub(crate) fn pod_json(&self, svc: &Service, replica: &Replica) -> Value {
+        let ip = replica.ip.to_string();
+        let name = replica.pod.clone();
         let ports: Vec<Value> = svc
             .ports
             .iter()
@@ -338,7 +366,7 @@ impl ClusterState {
                 v
             })
             .collect();
-        let ready = if svc.ready { "True" } else { "False" };
+        let ready = if replica.ready { "True" } else { "False" };
         let ts = self.ts();
         json!({
             "metadata": self.meta("Pod", &svc.namespace, &name, svc.resource_version,
@@ -360,7 +388,7 @@ impl ClusterState {
                 "startTime": ts,
                 "containerStatuses": [{
                     "name": svc.name,
-                    "ready": svc.ready,
+                    "ready": replica.ready,
                     "restartCount": 0,
                     "started": true,
                     "image": format!("simcluster/{}:latest", svc.name),
@@ -405,9 +433,9 @@ impl ClusterState {
             .find(|s| s.namespace == namespace && s.name == name)
     }
 
-    pub(crate) fn pod(&self, namespace: &str, name: &str) -> Option<&Service> {
+    pub(crate) fn pod(&self, namespace: &str, name: &str) -> Option<(&Service, &Replica)> {
         self.pods()
-            .find(|s| s.namespace == namespace && s.pod_name() == name)
+            .find(|(s, r)| s.namespace == namespace && r.pod == name)
     }
 
     pub(crate) fn has_namespace(&self, name: &str) -> bool {

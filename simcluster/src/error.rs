@@ -54,6 +54,14 @@ pub enum Error {
         /// Its name.
         name: String,
     },
+    /// A pod named by a control call (`delete_pod`) does not exist.
+    #[error("no pod {namespace}/{name} in the simulated cluster")]
+    UnknownPod {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// An invalid value for a control call (for example an Elasticsearch status).
     #[error("invalid value {value:?}: {reason}")]
     InvalidValue {

@@ -54,6 +54,7 @@ mod auth;
 mod body;
 mod cluster;
 mod error;
+mod forwarding;
 pub mod pki;
 mod proxy;
 mod requestinfo;
@@ -135,6 +136,7 @@ pub struct SimClusterBuilder {
     basic: Vec<(String, SecretString)>,
     cert_users: BTreeSet<String>,
     forbid_proxy: BTreeSet<String>,
+    forbid_portforward: BTreeSet<String>,
     mappings: Vec<ServiceMapping>,
     sample_apps: bool,
 }
@@ -153,6 +155,7 @@ impl std::fmt::Debug for SimClusterBuilder {
             )
             .field("cert_users", &self.cert_users)
             .field("forbid_proxy", &self.forbid_proxy)
+            .field("forbid_portforward", &self.forbid_portforward)
             .field("mappings", &self.mappings)
             .field("sample_apps", &self.sample_apps)
             .finish()
@@ -191,6 +194,12 @@ impl SimClusterBuilder {
     /// Denies `user` every `*/proxy` subresource (403, as RBAC would).
     pub fn forbid_proxy(mut self, user: &str) -> Self {
         self.forbid_proxy.insert(user.to_owned());
+        self
+    }
+
+    /// Denies `user` the `pods/portforward` subresource (403, as RBAC would).
+    pub fn forbid_portforward(mut self, user: &str) -> Self {
+        self.forbid_portforward.insert(user.to_owned());
         self
     }
 
@@ -243,6 +252,7 @@ impl SimClusterBuilder {
             tokens,
             basic: self.basic.into_iter().collect::<BTreeMap<_, _>>(),
             forbid_proxy: self.forbid_proxy,
+            forbid_portforward: self.forbid_portforward,
         };
 
         let mut tasks = JoinSet::new();
@@ -266,8 +276,10 @@ impl SimClusterBuilder {
         .await?;
         state.kubelet_port = kubelet.port();
         sample::base(&mut state, addr);
+        let mut pods = apps::pods::Pods::default();
         if self.sample_apps {
             sample::start(&mut tasks, &mut state, &app_state).await?;
+            apps::pods::start(&mut pods, &mut state, &app_state).await?;
         }
         for mapping in &self.mappings {
             apply_mapping(&mut state, mapping).await?;
@@ -280,6 +292,8 @@ impl SimClusterBuilder {
             endpoints: upstream::endpoint_client(endpoint_tls.clone()),
             endpoint_tls,
             received: Arc::default(),
+            next_endpoint: Default::default(),
+            forwards: Default::default(),
         });
         tasks.spawn(server::run(listener, tls, shared.clone()));
         Ok(SimCluster {
@@ -290,6 +304,7 @@ impl SimClusterBuilder {
             admin_token,
             cert_users: self.cert_users,
             tasks,
+            pods: tokio::sync::Mutex::new(pods),
         })
     }
 }
@@ -353,7 +368,9 @@ async fn apply_mapping(state: &mut cluster::ClusterState, m: &ServiceMapping) ->
     };
     let mut svc = match state.service(&m.namespace, &m.name) {
         // Another port of a service already mapped to the same address joins it.
-        Some(existing) if existing.endpoint_ip == Some(ip) && existing.has_pod => {
+        Some(existing)
+            if existing.replicas.first().map(|r| r.ip) == Some(ip) && existing.has_pod =>
+        {
             let mut svc = existing.clone();
             svc.ports.retain(|p| p.name != port.name);
             svc.ports.push(port);
@@ -378,7 +395,9 @@ async fn apply_mapping(state: &mut cluster::ClusterState, m: &ServiceMapping) ->
             Some(ip),
         ),
     };
-    svc.ready = true;
+    for replica in &mut svc.replicas {
+        replica.ready = true;
+    }
     state.upsert_service(svc);
     Ok(())
 }
@@ -392,6 +411,8 @@ pub struct SimCluster {
     admin_token: SecretString,
     cert_users: BTreeSet<String>,
     tasks: JoinSet<()>,
+    /// The listeners of the pods that tests may delete (`demo/whoami`, `demo/tcp-echo`).
+    pods: tokio::sync::Mutex<apps::pods::Pods>,
 }
 
 impl std::fmt::Debug for SimCluster {
@@ -413,6 +434,7 @@ impl SimCluster {
             basic: Vec::new(),
             cert_users: BTreeSet::new(),
             forbid_proxy: BTreeSet::new(),
+            forbid_portforward: BTreeSet::new(),
             mappings: Vec::new(),
             sample_apps: true,
         }
@@ -512,7 +534,9 @@ impl SimCluster {
             .service(namespace, name)
             .cloned()
             .ok_or_else(unknown)?;
-        svc.ready = ready;
+        for replica in &mut svc.replicas {
+            replica.ready = ready;
+        }
         state.upsert_service(svc);
         Ok(())
     }
@@ -599,11 +623,78 @@ impl SimCluster {
     ) -> Option<SocketAddr> {
         let state = self.shared.cluster.read().ok()?;
         let svc = state.service(namespace, name)?;
-        let ip = svc.endpoint_ip?;
+        let ip = svc.replicas.first()?.ip;
         svc.ports
             .iter()
             .find(|p| p.name == port_name)
             .map(|p| SocketAddr::new(ip, p.target))
+    }
+
+    /// The protocol of every `pods/portforward` upgrade served so far, in order: `spdy`,
+    /// `spdy-over-websocket` or `websocket-channels`.
+    pub fn portforward_protocols(&self) -> Vec<&'static str> {
+        self.shared
+            .forwards
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default()
+    }
+
+    /// The pods of the service `namespace/name`, in order; empty for an unknown service.
+    pub fn pods_of(&self, namespace: &str, name: &str) -> Vec<String> {
+        let Ok(state) = self.shared.cluster.read() else {
+            return Vec::new();
+        };
+        state
+            .service(namespace, name)
+            .map(|s| s.replicas.iter().map(|r| r.pod.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Deletes the pod `namespace/pod` (of `demo/whoami` or `demo/tcp-echo`): its endpoint
+    /// goes from its service, its listener stops and its open connections are dropped, as when
+    /// a pod dies.
+    pub async fn delete_pod(&self, namespace: &str, pod: &str) -> Result<(), Error> {
+        let unknown = || Error::UnknownPod {
+            namespace: namespace.to_owned(),
+            name: pod.to_owned(),
+        };
+        let mut pods = self.pods.lock().await;
+        let mut state = self.shared.cluster.write().map_err(|_| unknown())?;
+        let (svc, _) = state.pod(namespace, pod).ok_or_else(unknown)?;
+        let mut svc = svc.clone();
+        svc.replicas.retain(|r| r.pod != pod);
+        state.upsert_service(svc);
+        drop(state);
+        pods.stop(pod);
+        Ok(())
+    }
+
+    /// Deletes `namespace/pod` and starts a pod in its place with a new name and address (same
+    /// container port), as a restart or a rollout does: the new pod's name.
+    pub async fn replace_pod(&self, namespace: &str, pod: &str) -> Result<String, Error> {
+        let unknown = || Error::UnknownPod {
+            namespace: namespace.to_owned(),
+            name: pod.to_owned(),
+        };
+        let svc = {
+            let state = self.shared.cluster.read().map_err(|_| unknown())?;
+            state.pod(namespace, pod).ok_or_else(unknown)?.0.clone()
+        };
+        let fresh = {
+            let mut pods = self.pods.lock().await;
+            apps::pods::replacement(&mut pods, &svc, &self.apps).await?
+        };
+        self.delete_pod(namespace, pod).await?;
+        let mut state = self.shared.cluster.write().map_err(|_| unknown())?;
+        let mut current = state
+            .service(namespace, &svc.name)
+            .cloned()
+            .ok_or_else(unknown)?;
+        let name = fresh.pod.clone();
+        current.replicas.push(fresh);
+        state.upsert_service(current);
+        Ok(name)
     }
 
     /// Stops the API server and every app.

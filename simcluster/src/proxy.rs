@@ -110,23 +110,28 @@ fn resource_location(shared: &Shared, info: &RequestInfo) -> Result<Location, St
             let svc = state
                 .service(&info.namespace, name)
                 .ok_or_else(|| Status::not_found("", "endpoints", name))?;
-            let Some(ip) = svc.endpoint_ip else {
+            if svc.replicas.is_empty() {
                 return Err(Status::service_unavailable(format!(
                     "no endpoints available for service {name:?}"
                 )));
-            };
-            // Only ready addresses with a Pod targetRef (`isValidAddress`) are candidates.
-            let target = svc
-                .ports
-                .iter()
-                .find(|p| p.name == port)
-                .filter(|_| svc.ready && svc.has_pod)
-                .map(|p| p.target);
-            let Some(target) = target else {
+            }
+            // Only ready addresses with a Pod targetRef (`isValidAddress`) are candidates; the
+            // API server picks one at random (`rand.Intn`), here in turn.
+            let ready: Vec<IpAddr> = svc
+                .ready_replicas()
+                .filter(|_| svc.has_pod)
+                .map(|r| r.ip)
+                .collect();
+            let target = svc.ports.iter().find(|p| p.name == port).map(|p| p.target);
+            let (Some(target), false) = (target, ready.is_empty()) else {
                 return Err(Status::service_unavailable(format!(
                     "no endpoints available for service {id:?}"
                 )));
             };
+            let turn = shared
+                .next_endpoint
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let ip = ready[turn % ready.len()];
             Ok(Location {
                 scheme: if split.scheme == urlgrammar::Scheme::Https {
                     "https"
@@ -140,12 +145,10 @@ fn resource_location(shared: &Shared, info: &RequestInfo) -> Result<Location, St
             let Some(split) = urlgrammar::split_scheme_name_port(id) else {
                 return Err(Status::bad_request(format!("invalid pod request {id:?}")));
             };
-            let svc = state
+            let (svc, replica) = state
                 .pod(&info.namespace, split.name)
                 .ok_or_else(|| Status::not_found("", "pods", split.name))?;
-            let ip = svc
-                .endpoint_ip
-                .ok_or_else(|| Status::bad_request("address not allowed"))?;
+            let ip = replica.ip;
             // The port is used verbatim (named container ports are not resolved); without
             // one, the first declared container port.
             let port = if split.port.is_empty() {

@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 
 use crate::Error;
 use crate::apps::{self, AppState, Handler};
-use crate::cluster::{ClusterState, PortSpec, Service};
+use crate::cluster::{ClusterState, PortSpec, Replica, Service};
 
 fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -24,17 +24,24 @@ pub(crate) fn service(
     ports: Vec<PortSpec>,
     ip: Option<IpAddr>,
 ) -> Service {
-    Service {
+    let mut svc = Service {
         namespace: namespace.to_owned(),
         name: name.to_owned(),
         labels,
         ports,
         cluster_ip: String::new(),
-        endpoint_ip: ip,
-        ready: true,
+        replicas: Vec::new(),
         has_pod: true,
         resource_version: 0,
+    };
+    if let Some(ip) = ip {
+        svc.replicas.push(Replica {
+            pod: svc.pod_name(0),
+            ip,
+            ready: true,
+        });
     }
+    svc
 }
 
 fn port(name: &str, port: u16, target: SocketAddr) -> PortSpec {

@@ -29,6 +29,10 @@ pub(crate) struct Shared {
     /// Bytes received from clients, on the wire (TLS records included), for tests that show
     /// a gateway refused a request without sending a byte of it.
     pub(crate) received: Arc<AtomicU64>,
+    /// Whose turn it is among a service's ready endpoints.
+    pub(crate) next_endpoint: std::sync::atomic::AtomicUsize,
+    /// The protocol of every port-forward upgrade served, in order (for tests).
+    pub(crate) forwards: std::sync::Mutex<Vec<&'static str>>,
 }
 
 /// A client connection that counts the bytes read from it.
@@ -249,6 +253,9 @@ async fn route(
     query: Option<String>,
     peer: SocketAddr,
 ) -> Resp {
+    if info.is_resource && info.resource == "pods" && info.subresource == "portforward" {
+        return crate::forwarding::serve(&shared, req, &info);
+    }
     if info.is_resource && info.subresource == "proxy" {
         return crate::proxy::serve(shared.clone(), req, info, peer).await;
     }

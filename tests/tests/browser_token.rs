@@ -62,9 +62,13 @@ async fn browser_the_printed_url_signs_the_browser_in_and_the_token_leaves_the_u
         // The printed URL: the index, at its clean URL, and the cookie.
         let page = browser.new_page().await.unwrap();
         page.goto(&index_url).await.unwrap();
-        page.wait_for("document.querySelector('h1') !== null", WAIT)
-            .await
-            .unwrap();
+        // The sign-in page moves on by itself to the clean URL.
+        page.wait_for(
+            "location.search === '' && document.querySelector('h1') !== null",
+            WAIT,
+        )
+        .await
+        .unwrap();
         assert_eq!(page.url().await.unwrap(), bare);
         let title = page.text("h1").await.unwrap().unwrap_or_default();
         assert!(title.starts_with("kgate: "), "{title}");

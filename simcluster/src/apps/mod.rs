@@ -22,6 +22,7 @@ pub(crate) mod bulk;
 pub(crate) mod echo;
 pub(crate) mod es;
 pub(crate) mod misc;
+pub(crate) mod pods;
 pub(crate) mod shop;
 pub(crate) mod ws;
 
@@ -90,56 +91,99 @@ pub(crate) async fn spawn_app(
     handler: Handler,
     state: Arc<AppState>,
 ) -> Result<SocketAddr, Error> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = TcpListener::bind(addr)
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let bound = local_addr(&listener)?;
+    let app = App {
+        label: Arc::new(label),
+        pod: None,
+        tls,
+        handler,
+        state,
+    };
+    tasks.spawn(serve_app(listener, app));
+    Ok(bound)
+}
+
+/// What one app listener serves.
+pub(crate) struct App {
+    /// `namespace/name:port-name`, for the request log.
+    pub(crate) label: Arc<String>,
+    /// The pod this listener is, when the app answers with its name.
+    pub(crate) pod: Option<Arc<str>>,
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(crate) handler: Handler,
+    pub(crate) state: Arc<AppState>,
+}
+
+/// The name of the pod a request reached, in its extensions (for apps that say who they are).
+#[derive(Debug, Clone)]
+pub(crate) struct PodName(pub(crate) Arc<str>);
+
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
         .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { addr, source })?;
-    let label = Arc::new(label);
-    tasks.spawn(async move {
-        let mut conns = JoinSet::new();
-        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-        loop {
-            let tcp = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => tcp,
-                    Err(_) => {
-                        // Out of file descriptors or similar: back off instead of spinning.
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                Some(_) = conns.join_next(), if !conns.is_empty() => continue,
-            };
-            let _ = tcp.set_nodelay(true);
-            let (label, state, acceptor) = (label.clone(), state.clone(), acceptor.clone());
-            conns.spawn(async move {
-                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                    state.record(&label, &req);
-                    let fut = handler(req, state.clone());
-                    async move { Ok::<_, std::convert::Infallible>(fut.await) }
-                });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                match acceptor {
-                    Some(acceptor) => {
-                        if let Ok(stream) = acceptor.accept(tcp).await {
-                            let _ = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                                .await;
-                        }
-                    }
-                    None => {
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+pub(crate) fn local_addr(listener: &TcpListener) -> Result<SocketAddr, Error> {
+    listener.local_addr().map_err(|source| Error::Bind {
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        source,
+    })
+}
+
+/// Serves `app` on `listener` until the task is dropped; the connections die with it.
+pub(crate) async fn serve_app(listener: TcpListener, app: App) {
+    let App {
+        label,
+        pod,
+        tls,
+        handler,
+        state,
+    } = app;
+    let mut conns = JoinSet::new();
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(_) => {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let _ = tcp.set_nodelay(true);
+        let (label, state, acceptor, pod) =
+            (label.clone(), state.clone(), acceptor.clone(), pod.clone());
+        conns.spawn(async move {
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                state.record(&label, &req);
+                if let Some(pod) = &pod {
+                    req.extensions_mut().insert(PodName(pod.clone()));
+                }
+                let fut = handler(req, state.clone());
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(tcp).await {
                         let _ = builder
-                            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                            .serve_connection_with_upgrades(TokioIo::new(stream), service)
                             .await;
                     }
                 }
-            });
-        }
-    });
-    Ok(bound)
+                None => {
+                    let _ = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                        .await;
+                }
+            }
+        });
+    }
 }
 
 /// A TCP listener that accepts and closes at once: the DNS port of the CoreDNS-like service,
