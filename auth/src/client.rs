@@ -330,7 +330,7 @@ impl ApiClient {
                     server: self.inner.server.to_string(),
                     path,
                     status,
-                    message: status_message(&body),
+                    message: wire::status::message(&body),
                 });
             }
             serde_json::from_slice(&body).map_err(|e| SendError::Decode {
@@ -637,20 +637,4 @@ fn find_io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::Er
         current = next_cause(e);
     }
     kind
-}
-
-/// The `message` of a Kubernetes `Status`, else the start of the body.
-fn status_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Status {
-        message: Option<String>,
-    }
-    if let Ok(Status {
-        message: Some(message),
-    }) = serde_json::from_slice::<Status>(body)
-    {
-        return message;
-    }
-    let text = String::from_utf8_lossy(body);
-    text.trim().chars().take(200).collect()
 }

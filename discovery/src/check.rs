@@ -401,15 +401,8 @@ fn redirect_target(location: &str) -> String {
 /// The `message` of a Kubernetes `Status` body (what the API server says when it cannot proxy,
 /// e.g. `no endpoints available for service "x"`).
 fn status_message(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Status {
-        kind: Option<String>,
-        message: Option<String>,
-    }
-    serde_json::from_slice::<Status>(body)
-        .ok()
-        .filter(|s| s.kind.as_deref() == Some("Status"))
-        .and_then(|s| s.message)
+    wire::status::parse(body)
+        .map(|s| s.message)
         .filter(|m| !m.is_empty())
 }
 

@@ -14,6 +14,9 @@
 //!    rescue    every refusal and failure becomes the response for its audience (pages)
 //! ```
 //!
+//! [`forward`] is the port-forward transport: local connections to pods through the
+//! `portforward` subresource, for `kgate forward`.
+//!
 //! Each phase is a module of its own with its own tests; arrows only point down that list.
 //! `ARCHITECTURE.md` at the repository root draws the crates and these modules. The `kgate`
 //! binary (the `kgate` crate) holds the commands and starts a server with [`server::start`].
@@ -24,6 +27,7 @@ mod body;
 mod build;
 mod classify;
 mod dispatch;
+pub mod forward;
 pub mod framing;
 mod limits;
 mod local;

@@ -39,6 +39,9 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Open a service in the browser at the root of its own origin (starting a gateway if needed).
     Open(cmd::open::Args),
+    /// Forward local ports to a workload's pods, as `kubectl port-forward`, balanced over its
+    /// ready pods and surviving their restarts.
+    Forward(cmd::forward::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Open(args) => cmd::open::run(args),
+        Command::Forward(args) => cmd::forward::run(args),
     }
 }
 

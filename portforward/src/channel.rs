@@ -9,8 +9,16 @@
 //! `v4.base64.channel.k8s.io` frames text messages whose channel is an ASCII digit and whose
 //! payload is base64. There is no close signal per channel: the WebSocket's close ends all.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+
 use base64::Engine as _;
 use bytes::Bytes;
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// The binary channel subprotocol.
@@ -106,6 +114,146 @@ pub fn channels(index: usize) -> (u8, u8) {
     (data, data + 1)
 }
 
+/// The text the server sent on a connection's error channel, readable once the data ends.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorText(Arc<Mutex<String>>);
+
+impl ErrorText {
+    /// What arrived on the error channel so far (empty: no error).
+    pub fn get(&self) -> String {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_str(&String::from_utf8_lossy(bytes));
+    }
+}
+
+/// The client side of one forwarded connection: a WebSocket asked for exactly one port
+/// (`?ports=P`), as a byte stream.
+///
+/// Reads are the data channel's payloads without the port prefix; what the error channel
+/// carries goes to [`ErrorText`]; the WebSocket's close is the end of the stream. Writes go out
+/// on the data channel. `shutdown` only flushes: the protocol has no half-close (a close would
+/// end the answer too), so the connection ends when the server closes it or this is dropped.
+pub struct ClientStream<S> {
+    ws: WebSocketStream<S>,
+    framing: Framing,
+    pending: Bytes,
+    /// Prefix bytes still to skip on the data and the error channel.
+    skip: [usize; 2],
+    error: ErrorText,
+    done: bool,
+}
+
+impl<S> std::fmt::Debug for ClientStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientStream")
+            .field("framing", &self.framing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> ClientStream<S> {
+    /// The connection on `ws` (upgraded with `framing`'s subprotocol), and where its error
+    /// text will be.
+    pub fn new(ws: WebSocketStream<S>, framing: Framing) -> (Self, ErrorText) {
+        let error = ErrorText::default();
+        let stream = ClientStream {
+            ws,
+            framing,
+            pending: Bytes::new(),
+            skip: [2, 2],
+            error: error.clone(),
+            done: false,
+        };
+        (stream, error)
+    }
+}
+
+fn broken(err: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, err.to_string())
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if !self.pending.is_empty() {
+                let n = self.pending.len().min(buf.remaining());
+                let chunk = self.pending.split_to(n);
+                buf.put_slice(&chunk);
+                return Poll::Ready(Ok(()));
+            }
+            if self.done {
+                return Poll::Ready(Ok(()));
+            }
+            let message = match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
+                Some(Ok(message)) => message,
+                Some(Err(err)) => return Poll::Ready(Err(broken(err))),
+                None => {
+                    self.done = true;
+                    continue;
+                }
+            };
+            if message.is_close() {
+                self.done = true;
+                continue;
+            }
+            let Some((channel, mut payload)) = decode(self.framing, &message)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            else {
+                continue;
+            };
+            let slot = match channel {
+                0 => 0,
+                1 => 1,
+                // Channels of ports this connection did not ask for: none should come.
+                _ => continue,
+            };
+            let skip = self.skip[slot].min(payload.len());
+            self.skip[slot] -= skip;
+            let payload = payload.split_off(skip);
+            if slot == 1 {
+                self.error.push(&payload);
+            } else {
+                self.pending = payload;
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(broken)?;
+        let n = data.len().min(32 << 10);
+        let message = encode(self.framing, 0, &data[..n]);
+        Pin::new(&mut self.ws).start_send(message).map_err(broken)?;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.ws).poll_flush(cx).map_err(broken)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.ws).poll_flush(cx).map_err(broken)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +305,44 @@ mod tests {
         assert_eq!(Framing::of(None), Some(Framing::Binary));
         assert_eq!(Framing::of(Some(V4_BASE64)), Some(Framing::Base64));
         assert_eq!(Framing::of(Some("v5.channel.k8s.io")), None);
+    }
+
+    #[tokio::test]
+    async fn a_client_stream_reads_data_without_the_prefix_and_keeps_the_error_text() {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_tungstenite::tungstenite::protocol::Role;
+
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let server = tokio::spawn(async move {
+            let mut ws = WebSocketStream::from_raw_socket(b, Role::Server, None).await;
+            let prefix = port_prefix(8080);
+            ws.send(encode(Framing::Binary, 0, &prefix)).await.unwrap();
+            ws.send(encode(Framing::Binary, 1, &prefix)).await.unwrap();
+            let Some(Ok(message)) = ws.next().await else {
+                panic!("no request")
+            };
+            let (channel, payload) = decode(Framing::Binary, &message).unwrap().unwrap();
+            assert_eq!((channel, &payload[..]), (0, &b"ping"[..]));
+            ws.send(encode(Framing::Binary, 0, b"pong")).await.unwrap();
+            ws.send(encode(Framing::Binary, 1, b"it broke"))
+                .await
+                .unwrap();
+            ws.close(None).await.unwrap();
+        });
+        let ws = WebSocketStream::from_raw_socket(
+            a,
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await;
+        let (mut stream, error) = ClientStream::new(ws, Framing::Binary);
+        stream.write_all(b"ping").await.unwrap();
+        stream.flush().await.unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"pong");
+        assert_eq!(error.get(), "it broke");
+        server.await.unwrap();
     }
 }

@@ -1,6 +1,6 @@
-//! The read API: discovery (`/version`, `/api`, `/apis`, `/api/v1`, the `discovery.k8s.io`
-//! group), list and get of namespaces, services, endpoints, EndpointSlices, pods, nodes and
-//! secrets,
+//! The read API: discovery (`/version`, `/api`, `/apis`, `/api/v1`, the `apps` and
+//! `discovery.k8s.io` groups), list and get of namespaces, services, endpoints,
+//! EndpointSlices, pods, deployments, nodes and secrets,
 //! label and field selectors, and `meta.k8s.io/v1` `Table` output when the client asks for it
 //! (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`, as `kubectl get` does), with the
 //! columns of kubernetes `pkg/printers/internalversion/printers.go`.
@@ -35,6 +35,7 @@ enum Kind {
     Nodes,
     EndpointSlices,
     Secrets,
+    Deployments,
 }
 
 impl Kind {
@@ -47,6 +48,7 @@ impl Kind {
             ("", "nodes") => Kind::Nodes,
             ("", "secrets") => Kind::Secrets,
             ("discovery.k8s.io", "endpointslices") => Kind::EndpointSlices,
+            ("apps", "deployments") => Kind::Deployments,
             _ => return None,
         })
     }
@@ -60,12 +62,14 @@ impl Kind {
             Kind::Nodes => "Node",
             Kind::EndpointSlices => "EndpointSlice",
             Kind::Secrets => "Secret",
+            Kind::Deployments => "Deployment",
         }
     }
 
     fn api_version(self) -> &'static str {
         match self {
             Kind::EndpointSlices => "discovery.k8s.io/v1",
+            Kind::Deployments => "apps/v1",
             _ => "v1",
         }
     }
@@ -124,6 +128,7 @@ fn core_v1_resources() -> Value {
             resource("nodes", "node", false, "Node", &READ_VERBS, &["no"], false),
             resource("nodes/proxy", "", false, "NodeProxyOptions", &PROXY_VERBS, &[], false),
             resource("pods", "pod", true, "Pod", &READ_VERBS, &["po"], true),
+            resource("pods/portforward", "", true, "PodPortForwardOptions", &["create", "get"], &[], false),
             resource("pods/proxy", "", true, "PodProxyOptions", &PROXY_VERBS, &[], false),
             resource("secrets", "secret", true, "Secret", &READ_VERBS, &[], false),
             resource("services", "service", true, "Service", &READ_VERBS, &["svc"], true),
@@ -132,12 +137,10 @@ fn core_v1_resources() -> Value {
     })
 }
 
-fn discovery_group() -> Value {
-    json!({
-        "name": "discovery.k8s.io",
-        "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
-        "preferredVersion": {"groupVersion": "discovery.k8s.io/v1", "version": "v1"},
-    })
+/// An API group with one version, `v1`, as `/apis` lists it.
+fn group(name: &str) -> Value {
+    let version = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+    json!({"name": name, "versions": [version], "preferredVersion": version})
 }
 
 /// Discovery documents; `None` when `path` is not one.
@@ -150,16 +153,23 @@ pub(crate) fn discovery(path: &str, server_addr: &str) -> Option<Value> {
             "versions": ["v1"],
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_addr}],
         }),
-        "/apis" => {
-            json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": [discovery_group()]})
-        }
+        "/apis" => json!({
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [group("apps"), group("discovery.k8s.io")],
+        }),
         "/api/v1" => core_v1_resources(),
-        "/apis/discovery.k8s.io" => {
-            let mut g = discovery_group();
+        "/apis/discovery.k8s.io" | "/apis/apps" => {
+            let mut g = group(&path["/apis/".len()..]);
             g["kind"] = json!("APIGroup");
             g["apiVersion"] = json!("v1");
             g
         }
+        "/apis/apps/v1" => json!({
+            "kind": "APIResourceList",
+            "groupVersion": "apps/v1",
+            "resources": [resource("deployments", "deployment", true, "Deployment", &READ_VERBS, &["deploy"], true)],
+        }),
         "/apis/discovery.k8s.io/v1" => json!({
             "kind": "APIResourceList",
             "groupVersion": "discovery.k8s.io/v1",
@@ -217,6 +227,12 @@ fn items(state: &ClusterState, kind: Kind, namespace: &str) -> Vec<Value> {
             .iter()
             .filter(|s| in_ns(&s.namespace))
             .map(|s| state.secret_json(s))
+            .collect(),
+        Kind::Deployments => state
+            .services
+            .iter()
+            .filter(|s| s.has_pod && in_ns(&s.namespace))
+            .map(|s| state.deployment_json(s))
             .collect(),
     }
 }
@@ -601,6 +617,29 @@ fn row_cells(kind: Kind, item: &Value) -> Vec<Value> {
             json!(item["data"].as_object().map_or(0, serde_json::Map::len)),
             json!(age(item)),
         ],
+        Kind::Deployments => {
+            let status = &item["status"];
+            let count = |field: &str| status[field].as_u64().unwrap_or(0);
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    count("readyReplicas"),
+                    item["spec"]["replicas"]
+                )),
+                json!(count("updatedReplicas")),
+                json!(count("availableReplicas")),
+                json!(age(item)),
+                item["spec"]["template"]["spec"]["containers"][0]["name"].clone(),
+                item["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
+                json!(format!(
+                    "app={}",
+                    item["spec"]["selector"]["matchLabels"]["app"]
+                        .as_str()
+                        .unwrap_or_default()
+                )),
+            ]
+        }
         Kind::Nodes => vec![
             name,
             json!("Ready"),
@@ -656,6 +695,16 @@ fn columns(kind: Kind) -> Vec<Value> {
             column("Type", "string", "", 0),
             column("Data", "integer", "", 0),
             column("Age", "string", "", 0),
+        ],
+        Kind::Deployments => vec![
+            name,
+            column("Ready", "string", "", 0),
+            column("Up-to-date", "string", "", 0),
+            column("Available", "string", "", 0),
+            column("Age", "string", "", 0),
+            column("Containers", "string", "", 1),
+            column("Images", "string", "", 1),
+            column("Selector", "string", "", 1),
         ],
         Kind::Nodes => vec![
             name,

@@ -115,6 +115,23 @@ fn name_suffix(seed: &str) -> String {
     out
 }
 
+/// The one container of a service's pods: named as the service, its container ports the
+/// endpoint ports.
+fn container_json(svc: &Service) -> Value {
+    let ports: Vec<Value> = svc
+        .ports
+        .iter()
+        .map(|p| {
+            let mut v = json!({"containerPort": p.target, "protocol": p.protocol});
+            if !p.name.is_empty() {
+                v["name"] = json!(p.name);
+            }
+            v
+        })
+        .collect();
+    json!({"name": svc.name, "image": format!("simcluster/{}:latest", svc.name), "ports": ports})
+}
+
 /// A stable UID-shaped string for an object.
 pub(crate) fn uid(kind: &str, namespace: &str, name: &str) -> String {
     let s = name_suffix(&format!("{kind}/{namespace}/{name}"));
@@ -344,6 +361,33 @@ impl ClusterState {
         })
     }
 
+    /// The deployment that runs a service's pods (one per service whose endpoints are pods,
+    /// named as the service, selecting `app=<name>`).
+    pub(crate) fn deployment_json(&self, svc: &Service) -> Value {
+        let replicas = svc.replicas.len();
+        let ready = svc.ready_replicas().count();
+        let labels = json!({"app": svc.name});
+        json!({
+            "metadata": self.meta("Deployment", &svc.namespace, &svc.name, svc.resource_version, &svc.labels),
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [container_json(svc)]},
+                },
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+            },
+            "status": {
+                "observedGeneration": 1,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": ready,
+                "availableReplicas": ready,
+            },
+        })
+    }
+
     /// The pods: the replicas of every service whose endpoints point at pods.
     pub(crate) fn pods(&self) -> impl Iterator<Item = (&Service, &Replica)> {
         self.services
@@ -355,24 +399,13 @@ impl ClusterState {
     pub(crate) fn pod_json(&self, svc: &Service, replica: &Replica) -> Value {
         let ip = replica.ip.to_string();
         let name = replica.pod.clone();
-        let ports: Vec<Value> = svc
-            .ports
-            .iter()
-            .map(|p| {
-                let mut v = json!({"containerPort": p.target, "protocol": p.protocol});
-                if !p.name.is_empty() {
-                    v["name"] = json!(p.name);
-                }
-                v
-            })
-            .collect();
         let ready = if replica.ready { "True" } else { "False" };
         let ts = self.ts();
         json!({
             "metadata": self.meta("Pod", &svc.namespace, &name, svc.resource_version,
                 &[("app".to_owned(), svc.name.clone())]),
             "spec": {
-                "containers": [{"name": svc.name, "image": format!("simcluster/{}:latest", svc.name), "ports": ports}],
+                "containers": [container_json(svc)],
                 "nodeName": self.node_name,
                 "restartPolicy": "Always",
             },

@@ -99,9 +99,9 @@ pub(crate) fn serve(shared: &Shared, mut req: Request<Incoming>, info: &RequestI
         return Status::bad_request("Upgrade request required").into_response();
     }
     let (resp, protocol) = if spdy {
-        (serve_spdy(&mut req, target), "spdy")
+        (serve_spdy(shared, &mut req, target), "spdy")
     } else {
-        serve_websocket(&mut req, target)
+        serve_websocket(shared, &mut req, target)
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Ok(mut log) = shared.forwards.lock()
@@ -118,7 +118,7 @@ fn sandbox_id(namespace: &str, pod: &str) -> String {
 }
 
 /// `Upgrade: SPDY/3.1`: apimachinery's `httpstream.Handshake`, then the SPDY session.
-fn serve_spdy(req: &mut Request<Incoming>, target: Target) -> Resp {
+fn serve_spdy(shared: &Shared, req: &mut Request<Incoming>, target: Target) -> Resp {
     let offered: Vec<String> = req
         .headers()
         .get_all("x-stream-protocol-version")
@@ -137,11 +137,12 @@ fn serve_spdy(req: &mut Request<Incoming>, target: Target) -> Resp {
         return respond(403, "text/plain; charset=utf-8", format!("{text}\n"));
     }
     let upgrade = hyper::upgrade::on(req);
+    let stop = shared.stopper();
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else {
             return;
         };
-        let (_session, streams) = Session::server(TokioIo::new(upgraded));
+        let (_session, streams) = Session::server(stop.until_stopped(TokioIo::new(upgraded)));
         run_spdy(streams, target).await;
     });
     let mut resp = http::Response::new(empty());
@@ -172,8 +173,12 @@ fn offered_subprotocols<B>(req: &Request<B>) -> Vec<String> {
 
 /// A WebSocket: the SPDY tunnel when it is offered, else the channel protocol; the answer
 /// and which of the two it is.
-fn serve_websocket(req: &mut Request<Incoming>, target: Target) -> (Resp, &'static str) {
-    let (resp, tunnel) = websocket(req, target);
+fn serve_websocket(
+    shared: &Shared,
+    req: &mut Request<Incoming>,
+    target: Target,
+) -> (Resp, &'static str) {
+    let (resp, tunnel) = websocket(shared, req, target);
     let protocol = if tunnel {
         "spdy-over-websocket"
     } else {
@@ -183,7 +188,7 @@ fn serve_websocket(req: &mut Request<Incoming>, target: Target) -> (Resp, &'stat
 }
 
 /// [`serve_websocket`], and whether the answer is the SPDY tunnel.
-fn websocket(req: &mut Request<Incoming>, target: Target) -> (Resp, bool) {
+fn websocket(shared: &Shared, req: &mut Request<Incoming>, target: Target) -> (Resp, bool) {
     let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
         let text = "missing Sec-WebSocket-Key\n";
         return (respond(400, "text/plain; charset=utf-8", text), false);
@@ -201,12 +206,17 @@ fn websocket(req: &mut Request<Incoming>, target: Target) -> (Resp, bool) {
     let offered = offered_subprotocols(req);
     if offered.iter().any(|p| p == TUNNELED_PORTFORWARD_V1) {
         let upgrade = hyper::upgrade::on(req);
+        let stop = shared.stopper();
         tokio::spawn(async move {
             let Ok(upgraded) = upgrade.await else {
                 return;
             };
-            let ws =
-                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+            let ws = WebSocketStream::from_raw_socket(
+                stop.until_stopped(TokioIo::new(upgraded)),
+                Role::Server,
+                None,
+            )
+            .await;
             let bytes = portforward::tunnel::ByteStream::new(ws);
             let (_session, streams) = Session::server(bytes);
             run_spdy(streams, target).await;
@@ -237,11 +247,17 @@ fn websocket(req: &mut Request<Incoming>, target: Target) -> (Resp, bool) {
     };
     let framing = Framing::of(Some(&chosen)).unwrap_or(Framing::Binary);
     let upgrade = hyper::upgrade::on(req);
+    let stop = shared.stopper();
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else {
             return;
         };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let ws = WebSocketStream::from_raw_socket(
+            stop.until_stopped(TokioIo::new(upgraded)),
+            Role::Server,
+            None,
+        )
+        .await;
         run_channels(ws, framing, ports, target).await;
     });
     (

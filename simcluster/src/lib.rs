@@ -294,6 +294,7 @@ impl SimClusterBuilder {
             received: Arc::default(),
             next_endpoint: Default::default(),
             forwards: Default::default(),
+            stopping: Default::default(),
         });
         tasks.spawn(server::run(listener, tls, shared.clone()));
         Ok(SimCluster {
@@ -670,6 +671,22 @@ impl SimCluster {
         Ok(())
     }
 
+    /// Stops the app of `namespace/pod` and leaves its endpoint ready, as in the seconds
+    /// between a crash and the readiness probe noticing it: dials to the pod are refused, and
+    /// the kubelet says so on the port-forward error stream.
+    pub async fn crash_pod(&self, namespace: &str, pod: &str) -> Result<(), Error> {
+        let unknown = || Error::UnknownPod {
+            namespace: namespace.to_owned(),
+            name: pod.to_owned(),
+        };
+        {
+            let state = self.shared.cluster.read().map_err(|_| unknown())?;
+            state.pod(namespace, pod).ok_or_else(unknown)?;
+        }
+        self.pods.lock().await.stop(pod);
+        Ok(())
+    }
+
     /// Deletes `namespace/pod` and starts a pod in its place with a new name and address (same
     /// container port), as a restart or a rollout does: the new pod's name.
     pub async fn replace_pod(&self, namespace: &str, pod: &str) -> Result<String, Error> {
@@ -699,6 +716,7 @@ impl SimCluster {
 
     /// Stops the API server and every app.
     pub async fn shutdown(mut self) {
+        self.shared.stopping.cancel();
         self.tasks.shutdown().await;
     }
 }

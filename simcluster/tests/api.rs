@@ -193,7 +193,20 @@ async fn discovery_documents() {
     assert_eq!(api["kind"], "APIVersions");
     assert_eq!(api["versions"][0], "v1");
     let apis = get(&client, &cluster, "/apis").await.json();
-    assert_eq!(apis["groups"][0]["name"], "discovery.k8s.io");
+    assert_eq!(apis["groups"][0]["name"], "apps");
+    assert_eq!(apis["groups"][1]["name"], "discovery.k8s.io");
+    let apps = get(&client, &cluster, "/apis/apps/v1").await.json();
+    assert_eq!(apps["resources"][0]["shortNames"][0], "deploy");
+    let deploy = get(
+        &client,
+        &cluster,
+        "/apis/apps/v1/namespaces/demo/deployments/whoami",
+    )
+    .await
+    .json();
+    assert_eq!(deploy["kind"], "Deployment");
+    assert_eq!(deploy["spec"]["selector"]["matchLabels"]["app"], "whoami");
+    assert_eq!(deploy["status"]["readyReplicas"], 2);
     let v1 = get(&client, &cluster, "/api/v1").await.json();
     let names: Vec<&str> = v1["resources"]
         .as_array()
@@ -207,6 +220,7 @@ async fn discovery_documents() {
         "services/proxy",
         "pods",
         "pods/proxy",
+        "pods/portforward",
         "nodes",
         "nodes/proxy",
         "endpoints",

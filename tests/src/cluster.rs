@@ -16,11 +16,13 @@ pub struct Cluster {
 impl Cluster {
     /// Starts simcluster with its sample apps and writes `<tmp>/kubeconfig`.
     pub async fn start() -> Cluster {
+        Cluster::start_with(SimCluster::builder()).await
+    }
+
+    /// [`Cluster::start`] with a simcluster built by `builder` (users, refusals).
+    pub async fn start_with(builder: simcluster::SimClusterBuilder) -> Cluster {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let sim = SimCluster::builder()
-            .start()
-            .await
-            .expect("simcluster starts");
+        let sim = builder.start().await.expect("simcluster starts");
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         sim.write_kubeconfig(&kubeconfig).expect("write kubeconfig");

@@ -130,26 +130,20 @@ impl Addr {
     }
 }
 
-/// A running proxy process (`kgate proxy`, `kgate serve` or `kubectl proxy`); killed on drop.
-pub struct Proxy {
+/// A started binary: stdout collected line by line, stderr in a file; killed on drop.
+pub struct Process {
     pub child: Child,
-    pub addr: Addr,
-    /// The first line it printed on stdout.
-    pub banner: String,
     /// Every line it printed on stdout so far.
     lines: Arc<Mutex<Vec<String>>>,
+    /// Its stdout has ended (it exited, or closed it).
+    ended: Arc<std::sync::atomic::AtomicBool>,
     stderr_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Proxy {
-    /// Starts `program args...` and waits (at most 60 s) for `Starting to serve on <addr>`.
-    pub fn start(program: &Path, args: &[String]) -> Proxy {
-        Proxy::start_with_env(program, args, &[])
-    }
-
-    /// [`Proxy::start`] with `env` added to the environment.
-    pub fn start_with_env(program: &Path, args: &[String], env: &[(&str, &Path)]) -> Proxy {
+impl Process {
+    /// Starts `program args...` with `env` added to the environment.
+    pub fn spawn(program: &Path, args: &[String], env: &[(&str, &Path)]) -> Process {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = dir.path().join("stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
@@ -162,53 +156,35 @@ impl Proxy {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let collected = lines.clone();
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let end = ended.clone();
         std::thread::spawn(move || {
-            let mut line = String::new();
-            let mut reader = BufReader::new(stdout);
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line.clone());
-            collected.lock().unwrap().push(line);
             // Keep reading so the child never blocks on a full pipe.
-            for line in reader.lines() {
+            for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 collected.lock().unwrap().push(line);
             }
+            end.store(true, std::sync::atomic::Ordering::Release);
         });
-        let banner = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if !line.is_empty() => line,
-            _ => {
-                let _ = child.kill();
-                let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                panic!(
-                    "{} did not print its start-up line; stderr:\n{err}",
-                    program.display()
-                );
-            }
-        };
-        let text = banner.trim_end();
-        let addr = text
-            .strip_prefix("Starting to serve on ")
-            .unwrap_or_else(|| panic!("unexpected first line {banner:?}"));
-        let addr = match addr.parse::<SocketAddr>() {
-            Ok(a) => Addr::Tcp(a),
-            Err(_) => Addr::Unix(PathBuf::from(addr)),
-        };
-        Proxy {
+        Process {
             child,
-            addr,
-            banner,
             lines,
+            ended,
             stderr_path,
             _dir: dir,
         }
     }
 
-    /// The first stdout line (after the start-up line) that starts with `prefix`, waiting up
-    /// to `limit` for it; panics with stderr when it does not come.
-    pub fn stdout_line(&self, prefix: &str, limit: Duration) -> String {
+    /// Every stdout line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The first stdout line at or after line `skip` that starts with `prefix`, waiting up to
+    /// `limit`; `None` when it does not come (or the process exits first).
+    pub fn wait_line(&self, skip: usize, prefix: &str, limit: Duration) -> Option<String> {
         let start = Instant::now();
         loop {
             if let Some(line) = self
@@ -216,25 +192,24 @@ impl Proxy {
                 .lock()
                 .unwrap()
                 .iter()
-                .skip(1)
+                .skip(skip)
                 .find(|l| l.starts_with(prefix))
             {
-                return line.clone();
+                return Some(line.clone());
             }
-            if start.elapsed() > limit {
-                panic!(
-                    "no stdout line starting with {prefix:?}; stdout: {:?}; stderr:\n{}",
-                    self.lines.lock().unwrap(),
-                    self.stderr()
-                );
+            let ended = self.ended.load(std::sync::atomic::Ordering::Acquire);
+            if start.elapsed() > limit || ended {
+                return self
+                    .lines
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .skip(skip)
+                    .find(|l| l.starts_with(prefix))
+                    .cloned();
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// `kgate <args>`.
-    pub fn kgate(args: &[String]) -> Proxy {
-        Proxy::start(&kgate_bin(), args)
     }
 
     /// What the process wrote on stderr so far.
@@ -280,10 +255,126 @@ impl Proxy {
     }
 }
 
-impl Drop for Proxy {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A running proxy process (`kgate proxy`, `kgate serve` or `kubectl proxy`); killed on drop.
+/// Derefs to its [`Process`].
+pub struct Proxy {
+    process: Process,
+    pub addr: Addr,
+    /// The first line it printed on stdout, with its newline.
+    pub banner: String,
+}
+
+impl std::ops::Deref for Proxy {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Proxy {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+impl Proxy {
+    /// Starts `program args...` and waits (at most 60 s) for `Starting to serve on <addr>`.
+    pub fn start(program: &Path, args: &[String]) -> Proxy {
+        Proxy::start_with_env(program, args, &[])
+    }
+
+    /// [`Proxy::start`] with `env` added to the environment.
+    pub fn start_with_env(program: &Path, args: &[String], env: &[(&str, &Path)]) -> Proxy {
+        let process = Process::spawn(program, args, env);
+        let Some(banner) = process.wait_line(0, "", Duration::from_secs(60)) else {
+            let err = process.stderr();
+            panic!(
+                "{} did not print its start-up line; stderr:\n{err}",
+                program.display()
+            );
+        };
+        let addr = banner
+            .strip_prefix("Starting to serve on ")
+            .unwrap_or_else(|| panic!("unexpected first line {banner:?}"));
+        let addr = match addr.parse::<SocketAddr>() {
+            Ok(a) => Addr::Tcp(a),
+            Err(_) => Addr::Unix(PathBuf::from(addr)),
+        };
+        Proxy {
+            process,
+            addr,
+            // A line was read, so it ended with a newline.
+            banner: format!("{banner}\n"),
+        }
+    }
+
+    /// The first stdout line (after the start-up line) that starts with `prefix`, waiting up
+    /// to `limit` for it; panics with stderr when it does not come.
+    pub fn stdout_line(&self, prefix: &str, limit: Duration) -> String {
+        match self.process.wait_line(1, prefix, limit) {
+            Some(line) => line,
+            None => panic!(
+                "no stdout line starting with {prefix:?}; stdout: {:?}; stderr:\n{}",
+                self.lines(),
+                self.stderr()
+            ),
+        }
+    }
+
+    /// `kgate <args>`.
+    pub fn kgate(args: &[String]) -> Proxy {
+        Proxy::start(&kgate_bin(), args)
+    }
+}
+
+/// A running port-forward (`kgate forward` or `kubectl port-forward`); killed on drop.
+/// Derefs to its [`Process`].
+pub struct Forward {
+    process: Process,
+    /// The local port of the first pair (from its first `Forwarding from` line).
+    pub port: u16,
+}
+
+impl std::ops::Deref for Forward {
+    type Target = Process;
+    fn deref(&self) -> &Process {
+        &self.process
+    }
+}
+
+impl std::ops::DerefMut for Forward {
+    fn deref_mut(&mut self) -> &mut Process {
+        &mut self.process
+    }
+}
+
+impl Forward {
+    /// Starts `program args...` and waits (at most 60 s) for its first `Forwarding from
+    /// 127.0.0.1:<port> -> ...` line; `Err` with stderr when it exits or prints none.
+    pub fn start(
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &Path)],
+    ) -> Result<Forward, (Option<i32>, String)> {
+        let mut process = Process::spawn(program, args, env);
+        let Some(line) = process.wait_line(0, "Forwarding from ", Duration::from_secs(60)) else {
+            let code = process.wait_exit(Duration::from_secs(5));
+            return Err((code, process.stderr()));
+        };
+        let port = line
+            .split(" -> ")
+            .next()
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        Ok(Forward { process, port })
     }
 }
 

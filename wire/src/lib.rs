@@ -10,6 +10,7 @@
 //!   credential and impersonation headers a request carried;
 //! - [`html`]: Go's `html.EscapeString`, and which attributes of which elements hold URLs
 //!   (apimachinery's `atomsToAttrs`);
+//! - [`status`]: the API server's `Status` error bodies (apimachinery `metav1.Status`);
 //! - [`tls`]: a certificate verifier that accepts any certificate, for Go's
 //!   `InsecureSkipVerify` (a kubeconfig's `insecure-skip-tls-verify`, the API server's
 //!   connections to endpoints).
@@ -18,4 +19,5 @@
 
 pub mod headers;
 pub mod html;
+pub mod status;
 pub mod tls;

@@ -9,6 +9,7 @@ pub(crate) mod check;
 pub(crate) mod cluster_info;
 #[cfg(feature = "demo")]
 pub(crate) mod demo;
+pub(crate) mod forward;
 pub(crate) mod open;
 pub(crate) mod proxy;
 pub(crate) mod runtime;
