@@ -91,10 +91,11 @@ pub(crate) fn serve(shared: &Shared, mut req: Request<Incoming>, info: &RequestI
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let spdy = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("SPDY/3.1"));
+    let spdy = shared.portforward.spdy
+        && headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("SPDY/3.1"));
     if !wire::headers::is_upgrade(headers) || !(websocket || spdy) {
         return Status::bad_request("Upgrade request required").into_response();
     }
@@ -204,7 +205,7 @@ fn websocket(shared: &Shared, req: &mut Request<Incoming>, target: Target) -> (R
         return (resp, false);
     }
     let offered = offered_subprotocols(req);
-    if offered.iter().any(|p| p == TUNNELED_PORTFORWARD_V1) {
+    if shared.portforward.tunnel && offered.iter().any(|p| p == TUNNELED_PORTFORWARD_V1) {
         let upgrade = hyper::upgrade::on(req);
         let stop = shared.stopper();
         tokio::spawn(async move {

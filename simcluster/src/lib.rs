@@ -139,6 +139,7 @@ pub struct SimClusterBuilder {
     forbid_portforward: BTreeSet<String>,
     mappings: Vec<ServiceMapping>,
     sample_apps: bool,
+    portforward: server::PortForwardForms,
 }
 
 impl std::fmt::Debug for SimClusterBuilder {
@@ -158,6 +159,7 @@ impl std::fmt::Debug for SimClusterBuilder {
             .field("forbid_portforward", &self.forbid_portforward)
             .field("mappings", &self.mappings)
             .field("sample_apps", &self.sample_apps)
+            .field("portforward", &self.portforward)
             .finish()
     }
 }
@@ -200,6 +202,22 @@ impl SimClusterBuilder {
     /// Denies `user` the `pods/portforward` subresource (403, as RBAC would).
     pub fn forbid_portforward(mut self, user: &str) -> Self {
         self.forbid_portforward.insert(user.to_owned());
+        self
+    }
+
+    /// Whether `pods/portforward` tunnels SPDY through a WebSocket (KEP-4006). `false` is an
+    /// API server before 1.30 (or with the `PortForwardWebsockets` gate off): the WebSocket
+    /// reaches the kubelet, whose channel protocol knows no such subprotocol and answers 400.
+    pub fn portforward_websockets(mut self, on: bool) -> Self {
+        self.portforward.tunnel = on;
+        self
+    }
+
+    /// Whether `Upgrade: SPDY/3.1` reaches `pods/portforward`. `false` is an API server behind
+    /// a proxy that passes WebSockets only: the request arrives without its upgrade and is
+    /// `400 Upgrade request required`.
+    pub fn portforward_spdy(mut self, on: bool) -> Self {
+        self.portforward.spdy = on;
         self
     }
 
@@ -295,6 +313,7 @@ impl SimClusterBuilder {
             next_endpoint: Default::default(),
             forwards: Default::default(),
             stopping: Default::default(),
+            portforward: self.portforward,
         });
         tasks.spawn(server::run(listener, tls, shared.clone()));
         Ok(SimCluster {
@@ -438,6 +457,10 @@ impl SimCluster {
             forbid_portforward: BTreeSet::new(),
             mappings: Vec::new(),
             sample_apps: true,
+            portforward: server::PortForwardForms {
+                tunnel: true,
+                spdy: true,
+            },
         }
     }
 

@@ -37,6 +37,17 @@ pub(crate) struct Shared {
     /// Cancelled when the API server stops: the upgraded connections, which outlive the HTTP
     /// connection they came from, then fail, as a real API server's die with it.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
+    /// Which forms of `pods/portforward` reach the API server.
+    pub(crate) portforward: PortForwardForms,
+}
+
+/// Which forms of `pods/portforward` are served (see the builder's `portforward_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PortForwardForms {
+    /// SPDY tunnelled through a WebSocket.
+    pub(crate) tunnel: bool,
+    /// `Upgrade: SPDY/3.1`.
+    pub(crate) spdy: bool,
 }
 
 impl Shared {

@@ -153,6 +153,12 @@ async fn kgate_prints_what_kubectl_prints_and_carries_the_same_bytes() {
             pod_of(&answer);
         }
     };
+    let any_http = async |port: u16| {
+        for _ in 0..3 {
+            let answer = http_get(port, "/").await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
+    };
     let tcp = async |port: u16| {
         let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         assert_eq!(echo(port, &payload).await, payload);
@@ -161,45 +167,47 @@ async fn kgate_prints_what_kubectl_prints_and_carries_the_same_bytes() {
     };
     // Each form: a service port by number and by name, a lone service port, a pod's port, a
     // deployment's.
-    let cases: Vec<(Vec<String>, bool)> = vec![
-        (
-            vec!["svc/whoami".into(), format!("{}:80", free_port())],
-            true,
-        ),
+    let cases: Vec<(Vec<String>, u8)> = vec![
+        (vec!["svc/whoami".into(), format!("{}:80", free_port())], 0),
         (
             vec!["service/whoami".into(), format!("{}:http", free_port())],
-            true,
+            0,
         ),
         (
             vec!["deploy/whoami".into(), format!("{}:http", free_port())],
-            true,
+            0,
         ),
         (
             vec![echo_target.clone(), format!("{}:{echo_port}", free_port())],
-            false,
+            2,
         ),
-        (vec![echo_target.clone(), echo_port.clone()], false),
+        (vec![echo_target.clone(), echo_port.clone()], 2),
+        // Several pairs: each its own listeners, in order.
+        (
+            vec![
+                "svc/echo".into(),
+                format!("{}:http", free_port()),
+                format!("{}:admin", free_port()),
+            ],
+            1,
+        ),
     ];
-    for (case, is_http) in cases {
+    let run = async |forward: Forward, kind: u8| match kind {
+        0 => lines_for(forward, http).await,
+        1 => lines_for(forward, any_http).await,
+        _ => lines_for(forward, tcp).await,
+    };
+    for (case, kind) in cases {
         let mut rest = vec!["-n", "demo"];
         rest.extend(case.iter().map(String::as_str));
-        let ours = kgate(&cluster, &rest);
-        let ours = if is_http {
-            lines_for(ours, http).await
-        } else {
-            lines_for(ours, tcp).await
-        };
+        let ours = run(kgate(&cluster, &rest), kind).await;
         assert!(
             ours[0].starts_with("Forwarding from 127.0.0.1:"),
             "{ours:?}"
         );
         assert!(ours[1].starts_with("Forwarding from [::1]:"), "{ours:?}");
         if let Some(theirs) = kubectl(&cluster, &rest) {
-            let theirs = if is_http {
-                lines_for(theirs, http).await
-            } else {
-                lines_for(theirs, tcp).await
-            };
+            let theirs = run(theirs, kind).await;
             assert_eq!(
                 ours, theirs,
                 "kgate forward {case:?} vs kubectl port-forward"
@@ -223,6 +231,45 @@ async fn kgate_prints_what_kubectl_prints_and_carries_the_same_bytes() {
         "{served:?}"
     );
     cluster.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_transport_is_used_when_the_server_offers_nothing_better() {
+    // An API server without the WebSocket tunnel (before 1.30): SPDY, as kubectl falls back.
+    let old =
+        Cluster::start_with(simcluster::SimCluster::builder().portforward_websockets(false)).await;
+    let forward = kgate(&old, &["-n", "demo", "svc/whoami", ":80"]);
+    for _ in 0..3 {
+        pod_of(&http_get(forward.port, "/").await);
+    }
+    drop(forward);
+    let ours = old.sim.portforward_protocols();
+    // whoami has two pods: one SPDY session to each, the third connection a second stream on
+    // the first session.
+    assert_eq!(ours, ["spdy", "spdy"], "one SPDY session per pod: {ours:?}");
+    if let Some(theirs) = kubectl(&old, &["-n", "demo", "svc/whoami", ":80"]) {
+        pod_of(&http_get(theirs.port, "/").await);
+        assert_eq!(old.sim.portforward_protocols(), ["spdy"; 3]);
+    }
+    old.sim.shutdown().await;
+
+    // Behind a proxy that passes WebSockets only and an old API server: a WebSocket per
+    // connection, the kubelet's channel protocol (where kubectl cannot forward at all).
+    let narrow = Cluster::start_with(
+        simcluster::SimCluster::builder()
+            .portforward_websockets(false)
+            .portforward_spdy(false),
+    )
+    .await;
+    let forward = kgate(&narrow, &["-n", "demo", "svc/whoami", ":80"]);
+    let mut pods = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        pods.insert(pod_of(&http_get(forward.port, "/").await));
+    }
+    assert_eq!(pods.len(), 2, "balanced over channels too: {pods:?}");
+    let served = narrow.sim.portforward_protocols();
+    assert_eq!(served, ["websocket-channels"; 4], "{served:?}");
+    narrow.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

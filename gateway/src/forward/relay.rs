@@ -204,7 +204,7 @@ impl Forwarder {
             report.pod = Some(endpoint.pod.clone());
             let Connection { data, error, .. } = connection;
             let (mut rr, mut rw) = tokio::io::split(data);
-            let mut broken = rw.write_all(&replay).await.is_err();
+            let mut broken = send(&mut rw, &replay).await.is_err();
             if local_eof && !broken {
                 let _ = rw.shutdown().await;
             }
@@ -221,7 +221,7 @@ impl Forwarder {
                         }
                         Ok(n) => {
                             report.sent += n as u64;
-                            broken = rw.write_all(&up[..n]).await.is_err();
+                            broken = send(&mut rw, &up[..n]).await.is_err();
                             if replayable && replay.len() + n <= REPLAY_LIMIT {
                                 replay.extend_from_slice(&up[..n]);
                             } else {
@@ -278,7 +278,7 @@ impl Forwarder {
                             }
                             Ok(n) => {
                                 report.sent += n as u64;
-                                if rw.write_all(&up[..n]).await.is_err() {
+                                if send(&mut rw, &up[..n]).await.is_err() {
                                     break;
                                 }
                             }
@@ -480,6 +480,13 @@ impl Forwarder {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Writes `bytes` towards the pod and flushes them: a WebSocket transport holds what is
+/// written in its buffer until a flush, and a request must not wait there for the next one.
+async fn send<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    to.write_all(bytes).await?;
+    to.flush().await
 }
 
 async fn wait_error(error: super::dial::ErrorSource) -> String {

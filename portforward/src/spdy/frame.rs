@@ -3,9 +3,10 @@
 //!
 //! Contract: [`Decoder`] turns a byte stream into [`Frame`]s and [`Encoder`] the reverse. Each
 //! keeps one direction's header compression state: header blocks are zlib streams with the
-//! SPDY/3 dictionary ([`super::dictionary`]), one stream per direction for the whole session,
-//! each block ended with a sync flush (spdystream's `Framer`: `zlib.BestCompression`,
-//! `Flush()` after each block; its reader is one `zlib.NewReaderDict` fed each block in turn).
+//! SPDY/3 dictionary (the crate-private `spdy::dictionary`, draft section 2.6.10.1), one
+//! stream per direction for the whole session, each block ended with a sync flush
+//! (spdystream's `Framer`: `zlib.BestCompression`, `Flush()` after each block; its reader is
+//! one `zlib.NewReaderDict` fed each block in turn).
 //! Header names are lower case; a name's values are joined with NUL. Frames spdystream ignores
 //! (`SETTINGS`, `WINDOW_UPDATE`) are still decoded, so a peer that sends them is understood.
 //!
