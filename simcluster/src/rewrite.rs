@@ -3,9 +3,12 @@
 //! `atomsToAttrs` element table, `wire::html::URL_ATTRIBUTES`), `rewriteResponse` (gzip and raw-deflate bodies, other
 //! encodings untouched, the whole body buffered) and the `Location` header.
 //!
-//! Differences from the Go code, all in serialisation only: tags whose URLs do not change are
-//! copied byte for byte (the Go tokenizer re-serialises every start tag), attribute values are
-//! handled with their entities as written, and unchanged URLs keep their original spelling.
+//! Every URL attribute and `Location` comes out as Go's `url.String()` writes it, changed by
+//! `rewriteURL` or not (so `href="#"` becomes `href=""`, as on a real API server). Differences
+//! from the Go code, all in serialisation only: a tag whose URL values come out as they went
+//! in is copied byte for byte (the Go tokenizer re-serialises every start tag), and attribute
+//! values are handled with their entities as written. Checked against the rows of
+//! apimachinery's `TestProxyTransport` (`pkg/util/proxy/transport_test.go`), below.
 
 use std::io;
 
@@ -35,11 +38,65 @@ pub(crate) struct GoUrl {
     /// `user@host:port` as written (userinfo kept for re-serialisation).
     pub(crate) authority: Option<String>,
     pub(crate) host: String,
-    /// Decoded path.
+    /// Decoded path (`URL.Path`).
     pub(crate) path: String,
+    /// The path as written (what `URL.RawPath` stands for).
+    pub(crate) raw_path: String,
+    /// `RawQuery`; `Some("")` is Go's `ForceQuery` (a `?` with nothing after it).
     pub(crate) raw_query: Option<String>,
-    pub(crate) fragment: Option<String>,
+    /// Decoded fragment (`URL.Fragment`; empty for none and for a lone `#`).
+    pub(crate) fragment: String,
+    /// The fragment as written (`URL.RawFragment`).
+    pub(crate) raw_fragment: String,
     pub(crate) opaque: bool,
+}
+
+/// Which component `escape` and `validEncoded` work on (Go's `encoding` modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Path,
+    Fragment,
+}
+
+/// `shouldEscape(b, mode)` of `net/url` for the path and fragment modes.
+fn should_escape(b: u8, part: Part) -> bool {
+    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+        return false;
+    }
+    match part {
+        Part::Path => !b"$&+,/:;=@".contains(&b),
+        Part::Fragment => !b"$&+,/:;=?@!()*".contains(&b),
+    }
+}
+
+/// `escape(s, mode)`: every byte `should_escape` names as `%XX` (upper-case hex).
+fn go_escape(s: &str, part: Part) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if should_escape(b, part) {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+/// `validEncoded(s, mode)`: whether `s` may stand as written (sub-delimiters, `[]` and `%`
+/// allowed besides what needs no escaping).
+fn valid_encoded(s: &str, part: Part) -> bool {
+    s.bytes()
+        .all(|b| b"!$&'()*+,;=:@[]%".contains(&b) || !should_escape(b, part))
+}
+
+/// `EscapedPath` / `EscapedFragment`: the written form while it is valid and still decodes to
+/// `decoded`, else `decoded` escaped afresh.
+fn escaped(raw: &str, decoded: &str, part: Part) -> String {
+    if valid_encoded(raw, part) && go_unescape_path(raw).as_deref() == Some(decoded) {
+        raw.to_owned()
+    } else {
+        go_escape(decoded, part)
+    }
 }
 
 fn unhex(b: u8) -> Option<u8> {
@@ -70,19 +127,10 @@ pub(crate) fn go_unescape_path(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Go's `escape(s, encodePath)` (`net/url` `shouldEscape`): unreserved characters and
-/// `$&+,/:;=@` stay, everything else is `%XX` (upper-case hex).
+/// Go's `escape(s, encodePath)`: unreserved characters and `$&+,/:;=@` stay, everything else
+/// is `%XX` (upper-case hex).
 pub(crate) fn go_escape_path(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        let keep = b.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@".contains(&b);
-        if keep {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    go_escape(s, Part::Path)
 }
 
 /// Go's `path.Clean`.
@@ -129,10 +177,10 @@ impl GoUrl {
         if raw.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return None;
         }
-        let (rest, fragment) = match raw.split_once('#') {
-            Some((r, f)) => (r, Some(f.to_owned())),
-            None => (raw, None),
-        };
+        let (rest, raw_fragment) = raw.split_once('#').unwrap_or((raw, ""));
+        // `setFragment`: a bad escape is a parse error.
+        let fragment = go_unescape_path(raw_fragment)?;
+        let raw_fragment = raw_fragment.to_owned();
         // getScheme: letters first, then letters, digits, `+-.`, up to a colon.
         let mut scheme = String::new();
         let mut rest = rest;
@@ -162,8 +210,10 @@ impl GoUrl {
                 authority: None,
                 host: String::new(),
                 path: String::new(),
+                raw_path: String::new(),
                 raw_query,
                 fragment,
+                raw_fragment,
                 opaque: true,
             });
         }
@@ -192,13 +242,16 @@ impl GoUrl {
             authority,
             host,
             path: go_unescape_path(path)?,
+            raw_path: path.to_owned(),
             raw_query,
             fragment,
+            raw_fragment,
             opaque: false,
         })
     }
 
-    /// `url.String()` for a URL whose path was changed (the path is escaped afresh).
+    /// `url.String()` of a URL that is not opaque: the path as `EscapedPath`, `?` when a query
+    /// (even an empty one) was written, `#` only before a non-empty fragment.
     pub(crate) fn to_go_string(&self) -> String {
         let mut out = String::new();
         if !self.scheme.is_empty() {
@@ -209,31 +262,35 @@ impl GoUrl {
             out.push_str("//");
             out.push_str(self.authority.as_deref().unwrap_or(&self.host));
         }
-        out.push_str(&go_escape_path(&self.path));
-        if let Some(q) = self.raw_query.as_deref().filter(|q| !q.is_empty()) {
+        out.push_str(&escaped(&self.raw_path, &self.path, Part::Path));
+        if let Some(q) = &self.raw_query {
             out.push('?');
             out.push_str(q);
         }
-        if let Some(f) = &self.fragment {
+        if !self.fragment.is_empty() {
             out.push('#');
-            out.push_str(f);
+            out.push_str(&escaped(&self.raw_fragment, &self.fragment, Part::Fragment));
         }
         out
     }
 }
 
 impl UrlRewriter {
-    /// `Transport.rewriteURL`; returns the input unchanged for relative, other-host and
-    /// unparsable URLs.
+    /// `Transport.rewriteURL`. Relative and other-host URLs come back as `url.String()`
+    /// writes them (which may differ from the input: `#` alone is dropped, a `<` escaped);
+    /// unparsable and opaque ones (`mailto:`) as they came.
     pub(crate) fn rewrite(&self, target: &str) -> String {
         let Some(mut url) = GoUrl::parse(target) else {
             return target.to_owned();
         };
+        if url.opaque {
+            return target.to_owned();
+        }
         let different_host =
             !url.host.is_empty() && url.host != self.source_host && url.host != self.request_host;
         let relative = !url.path.starts_with('/');
-        if different_host || relative || url.opaque {
-            return target.to_owned();
+        if different_host || relative {
+            return url.to_go_string();
         }
         // "Do not rewrite scheme and host if the Transport has empty scheme and host when
         // targetURL already contains the sourceRequestHost".
@@ -409,6 +466,140 @@ mod tests {
         assert_eq!(r.rewrite("/a%20b(c)"), format!("{p}/a%20b%28c%29"));
         // a bad escape does not parse → unchanged
         assert_eq!(r.rewrite("/a%zz"), "/a%zz");
+    }
+
+    /// The rows of apimachinery's `TestProxyTransport` (`pkg/util/proxy/transport_test.go`,
+    /// commit eed236c) that go through `rewriteURL`: links in HTML and `Location`. A request
+    /// without `reqHost` carries its URL's host as `Host` (Go's `http.NewRequest`).
+    #[test]
+    fn upstream_transport_test_rows() {
+        let transport = |scheme: &str, host: &str, prepend: &str| UrlRewriter {
+            scheme: scheme.to_owned(),
+            host: host.to_owned(),
+            path_prepend: prepend.to_owned(),
+            source_host: "mynode.com".to_owned(),
+            request_host: "mynode.com".to_owned(),
+        };
+        let test = transport("http", "foo.com", "/proxy/node/node1:10250");
+        let test2 = transport("https", "foo.com", "/proxy/node/node1:8080");
+        let mut empty = transport("", "", "/proxy/node/node1:10250");
+        empty.request_host = "10.0.0.1:8001".to_owned();
+        let mut from_foo = transport("http", "foo.com", "/proxy/node/node1:10250");
+        from_foo.source_host = "foo.com".to_owned();
+        from_foo.request_host = "foo.com".to_owned();
+        let script = "%00<script>alert(1)</script>/";
+        let escaped = "%00%3Cscript%3Ealert%281%29%3C/script%3E/";
+        let rows: Vec<(&str, &UrlRewriter, String, String)> = vec![
+            (
+                "normal: relative",
+                &test,
+                "kubelet.log".into(),
+                "kubelet.log".into(),
+            ),
+            (
+                "normal: absolute path",
+                &test,
+                "/google.log".into(),
+                "http://foo.com/proxy/node/node1:10250/google.log".into(),
+            ),
+            (
+                "trailing slash",
+                &test,
+                "/google.log/".into(),
+                "http://foo.com/proxy/node/node1:10250/google.log/".into(),
+            ),
+            (
+                "subdir",
+                &test2,
+                "/google.log".into(),
+                "https://foo.com/proxy/node/node1:8080/google.log".into(),
+            ),
+            (
+                "image",
+                &test,
+                "/kubernetes_abs.jpg".into(),
+                "http://foo.com/proxy/node/node1:10250/kubernetes_abs.jpg".into(),
+            ),
+            (
+                "abs",
+                &test,
+                "http://google.com/kubernetes.js".into(),
+                "http://google.com/kubernetes.js".into(),
+            ),
+            (
+                "abs but same host",
+                &test,
+                "http://mynode.com/kubernetes.js".into(),
+                "http://foo.com/proxy/node/node1:10250/kubernetes.js".into(),
+            ),
+            (
+                "redirect rel",
+                &test,
+                "/redirected/target/".into(),
+                "http://foo.com/proxy/node/node1:10250/redirected/target/".into(),
+            ),
+            (
+                "redirect abs same host",
+                &test,
+                "http://mynode.com/redirected/target/".into(),
+                "http://foo.com/proxy/node/node1:10250/redirected/target/".into(),
+            ),
+            (
+                "redirect abs other host",
+                &test,
+                "http://example.com/redirected/target/".into(),
+                "http://example.com/redirected/target/".into(),
+            ),
+            (
+                "redirect abs use reqHost no host no scheme",
+                &empty,
+                "http://10.0.0.1:8001/redirected/target/".into(),
+                "http://10.0.0.1:8001/proxy/node/node1:10250/redirected/target/".into(),
+            ),
+            (
+                "source contains the redirect already",
+                &from_foo,
+                "http://foo.com/proxy/node/node1:10250/google.log".into(),
+                "http://foo.com/proxy/node/node1:10250/google.log".into(),
+            ),
+            (
+                "redirect rel must be escaped",
+                &test,
+                format!("/redirected/target/{script}"),
+                format!("http://foo.com/proxy/node/node1:10250/redirected/target/{escaped}"),
+            ),
+            (
+                "redirect abs same host must be escaped",
+                &test,
+                format!("http://mynode.com/redirected/target/{script}"),
+                format!("http://foo.com/proxy/node/node1:10250/redirected/target/{escaped}"),
+            ),
+            (
+                "redirect abs other host must be escaped",
+                &test,
+                format!("http://example.com/redirected/target/{script}"),
+                format!("http://example.com/redirected/target/{escaped}"),
+            ),
+            (
+                "redirect abs use reqHost no host no scheme must be escaped",
+                &empty,
+                format!("http://10.0.0.1:8001/redirected/target/{script}"),
+                format!("http://10.0.0.1:8001/proxy/node/node1:10250/redirected/target/{escaped}"),
+            ),
+        ];
+        for (name, rw, input, want) in rows {
+            assert_eq!(rw.rewrite(&input), want, "{name}");
+        }
+        // url.String() on what rewriteURL leaves alone: a lone `#` and an empty query's `?`
+        // as Go writes them, written escapes kept while valid.
+        let r = rw();
+        assert_eq!(r.rewrite("#"), "");
+        assert_eq!(r.rewrite("x?"), "x?");
+        assert_eq!(
+            r.rewrite("http://google.com/a(b)%2F#c<d"),
+            "http://google.com/a(b)%2F#c%3Cd"
+        );
+        assert_eq!(r.rewrite("HTTP://google.com/"), "http://google.com/");
     }
 
     #[test]

@@ -408,3 +408,91 @@ async fn the_gateways_own_pages_health_readiness_and_index() {
     let reply = send(addr, &Req::get("/.kgate/healthz")).await;
     assert_eq!(reply.status, 200);
 }
+
+/// A local app that writes absolute links and redirects to `http://<api>/grafana/...`, where
+/// `<api>` is the API server as the client addressed it (an app whose external URL was set to
+/// go through the API server): it answers `/page` with HTML and anything else with a 302.
+async fn self_linking_app(api: std::sync::Arc<std::sync::OnceLock<String>>) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let api = api.get().cloned().unwrap_or_default();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let page = String::from_utf8_lossy(&head).starts_with("GET /page ");
+                let answer = if page {
+                    let body = format!(
+                        "<html><body><a href=\"http://{api}/grafana/dash\">d</a> \
+                         <a href=\"http://elsewhere.example/x\">x</a></body></html>"
+                    );
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    format!(
+                        "HTTP/1.1 302 Found\r\nLocation: http://{api}/grafana/login\r\n\
+                         Content-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                };
+                let _ = tcp.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+/// apimachinery's `rewriteURL` keeps the scheme and host of a URL that names the API server
+/// as the request's `Host` did (`sourceRequestHost`), and adds the proxy prefix; kgate's
+/// origins undo both, and `kgate proxy` passes them as `kubectl proxy` does.
+#[tokio::test(flavor = "multi_thread")]
+async fn links_to_the_api_servers_own_host_come_back_to_the_origin() {
+    let api = std::sync::Arc::new(std::sync::OnceLock::new());
+    let app = self_linking_app(api.clone()).await;
+    let cluster = Cluster::start_with(
+        simcluster::SimCluster::builder().map_service("demo", "grafana", None, &app),
+    )
+    .await;
+    let _ = api.set(cluster.sim.addr().to_string());
+    let sim = cluster.sim.addr();
+    let prefix = "/api/v1/namespaces/demo/services/grafana/proxy";
+
+    // Through the API path: the API server's own rewriting, byte for byte what kubectl proxy
+    // passes on.
+    let kgate_proxy = cluster.kgate_proxy(&[]);
+    let location = |reply: &Reply| reply.header("location").unwrap_or_default().to_owned();
+    let through_kgate = send(kgate_proxy.addr.tcp(), &Req::get(&format!("{prefix}/go"))).await;
+    assert_eq!(through_kgate.status, 302, "{}", through_kgate.text());
+    assert_eq!(
+        location(&through_kgate),
+        format!("http://{sim}{prefix}/grafana/login")
+    );
+    if let Some(kubectl) = cluster.kubectl_proxy(&[]) {
+        let through_kubectl = send(kubectl.addr.tcp(), &Req::get(&format!("{prefix}/go"))).await;
+        assert_eq!(location(&through_kubectl), location(&through_kgate));
+    }
+
+    // On the service's origin: the API server's host and the prefix are both gone.
+    let serve = cluster.kgate_serve(&[]);
+    let addr = serve.addr.tcp();
+    let origin = host("grafana.demo.svc", addr.port());
+    let redirect = send(addr, &Req::get("/go").host(&origin)).await;
+    assert_eq!(redirect.status, 302, "{}", redirect.text());
+    assert_eq!(location(&redirect), "/grafana/login");
+    let page = send(addr, &Req::get("/page").host(&origin)).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let text = page.text();
+    assert!(text.contains("href=\"/grafana/dash\""), "{text}");
+    assert!(text.contains("href=\"http://elsewhere.example/x\""), "{text}");
+    assert!(!text.contains(&sim.to_string()), "{text}");
+}
