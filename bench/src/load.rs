@@ -187,7 +187,7 @@ impl Samples {
     }
 }
 
-fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return None;
@@ -201,7 +201,7 @@ fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
     let kinds: Vec<Kind> = args
@@ -259,6 +259,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
                 threads: 2,
                 duration: warmup,
                 auth,
+                close: false,
             };
             let _ = wrk::run(base).await?;
             let cpu_before = t.pid().map(|p| procs::cpu_seconds(p, ticks)).transpose()?;
@@ -269,6 +270,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
                 threads: 2,
                 duration: args.duration,
                 auth,
+                close: false,
             })
             .await?;
             let cpu_after = t.pid().map(|p| procs::cpu_seconds(p, ticks)).transpose()?;
@@ -306,6 +308,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
                 threads: 1,
                 duration: args.duration,
                 auth: t.endpoint.auth.as_deref(),
+                close: false,
             })
             .await?;
             eprintln!(
@@ -332,6 +335,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
                 threads: 2,
                 duration: args.duration,
                 auth: t.endpoint.auth.as_deref(),
+                close: false,
             })
             .await?;
             let mibs = r.requests as f64 * 65536.0 / MIB / r.seconds().max(1e-9);
@@ -406,7 +410,20 @@ fn ms(d: Duration) -> f64 {
 /// maximum), and 1 if the transfer failed or came back short.
 async fn big_download(t: &Target, mib: u64) -> anyhow::Result<(f64, Option<f64>, u64)> {
     let size = mib.max(1) * 1024 * 1024;
-    let pid = t.pid();
+    let path = format!("{PROXY_PREFIX}bytes/{size}");
+    download(&t.endpoint, t.pid(), &path, size, t.kind.label()).await
+}
+
+/// GET `path`, whose body is `size` bytes, on one connection to `endpoint`, watching the RSS
+/// of the process `pid` (the proxy or forwarder in between, if any): MiB/s, its peak RSS in
+/// bytes, and 1 if the transfer failed or came back short (`label` names it then).
+pub(crate) async fn download(
+    endpoint: &crate::client::Endpoint,
+    pid: Option<u32>,
+    path: &str,
+    size: u64,
+    label: &str,
+) -> anyhow::Result<(f64, Option<f64>, u64)> {
     let reset = pid.is_some_and(procs::reset_peak_rss);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = pid.map(|pid| {
@@ -424,15 +441,10 @@ async fn big_download(t: &Target, mib: u64) -> anyhow::Result<(f64, Option<f64>,
             max
         })
     });
-    let mut conn = t.endpoint.connect(Duration::from_secs(10)).await?;
+    let mut conn = endpoint.connect(Duration::from_secs(10)).await?;
     let start = Instant::now();
     let answer = conn
-        .request(
-            Method::GET,
-            &format!("{PROXY_PREFIX}bytes/{size}"),
-            Bytes::new(),
-            Duration::from_secs(600),
-        )
+        .request(Method::GET, path, Bytes::new(), Duration::from_secs(600))
         .await;
     let elapsed = start.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -440,7 +452,7 @@ async fn big_download(t: &Target, mib: u64) -> anyhow::Result<(f64, Option<f64>,
     let (bytes, ok) = match &answer {
         Ok(a) => (a.bytes, a.status == 200 && a.bytes == size),
         Err(err) => {
-            eprintln!("  large download via {} failed: {err:#}", t.kind.label());
+            eprintln!("  large download via {label} failed: {err:#}");
             (0, false)
         }
     };
@@ -461,7 +473,7 @@ pub(crate) fn uptime() -> String {
         .unwrap_or_default()
 }
 
-fn version(program: &std::path::Path, args: &[&str]) -> String {
+pub(crate) fn version(program: &std::path::Path, args: &[&str]) -> String {
     std::process::Command::new(program)
         .args(args)
         .output()
@@ -511,7 +523,7 @@ struct Report {
     rows: Vec<Row>,
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+pub(crate) fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,

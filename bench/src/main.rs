@@ -1,9 +1,11 @@
 //! The load benchmark: kgate beside `kubectl proxy` and direct access.
 //!
 //! `bench load` measures DESIGN's performance table (interleaved rounds, medians, ratios from
-//! one run); `bench soak` is the bounded soak of issue 8; `bench upstream` is the stand-in API
-//! server both start as a child process. All traffic stays on 127.0.0.1. Exit codes: 0 when
-//! every target is met (load) or the soak passed, 2 when not, 1 on an error.
+//! one run); `bench forward` puts `kgate forward` beside `kubectl port-forward` and direct
+//! access to one simulated pod (`bench sim`, a child process); `bench soak` is the bounded
+//! soak of issue 8; `bench upstream` is the stand-in API server `load` and `soak` start as a
+//! child process. All traffic stays on 127.0.0.1. Exit codes: 0 when every target is met
+//! (load, forward) or the soak passed, 2 when not, 1 on an error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod client;
+mod forward;
 mod load;
 mod procs;
 mod setup;
@@ -29,6 +32,11 @@ struct Cli {
 enum Command {
     /// Measure DESIGN's performance table: direct, kubectl proxy and kgate, interleaved.
     Load(load::Args),
+    /// `kgate forward` beside `kubectl port-forward` and direct access to one pod.
+    Forward(forward::Args),
+    /// The simulated cluster (started by `forward`).
+    #[command(hide = true)]
+    Sim(forward::SimArgs),
     /// A bounded soak of kgate: mixed sizes and WebSockets; fails on errors or fd growth.
     Soak(soak::Args),
     /// The stand-in API server (started by `load` and `soak`).
@@ -66,6 +74,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Load(args) => load::run(args).await,
             Command::Soak(args) => soak::run(args).await,
+            Command::Forward(args) => forward::run(args).await,
+            Command::Sim(args) => forward::sim(args).await,
             Command::Upstream(a) => upstream::serve(&a.cert, &a.key, &a.token_file, a.port)
                 .await
                 .map(|()| true),

@@ -24,7 +24,7 @@ use simcluster::pki::Pki;
 use crate::upstream::PROXY_PREFIX;
 
 /// How long a child may take to say it is serving.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Which way requests reach the stand-in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -225,7 +225,7 @@ impl World {
             .parse()
             .with_context(|| format!("{} printed a bad address `{addr}`", kind.label()))?;
         let endpoint = Endpoint::proxy(addr);
-        let first_at = first_success(&endpoint, START_TIMEOUT)
+        let first_at = first_success(&endpoint, &format!("{PROXY_PREFIX}small"), START_TIMEOUT)
             .await
             .with_context(|| {
                 format!(
@@ -248,15 +248,19 @@ impl World {
 }
 
 /// Polls the small path until it answers `200`; returns when it did. Bounded by `timeout`.
-async fn first_success(endpoint: &Endpoint, timeout: Duration) -> anyhow::Result<Instant> {
+/// When `endpoint` first answered `GET path` with 200, trying every millisecond.
+pub(crate) async fn first_success(
+    endpoint: &Endpoint,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + timeout;
-    let path = format!("{PROXY_PREFIX}small");
     let mut last = String::new();
     while Instant::now() < deadline {
         match endpoint.connect(Duration::from_secs(2)).await {
             Ok(mut conn) => {
                 match conn
-                    .request(Method::GET, &path, Bytes::new(), Duration::from_secs(5))
+                    .request(Method::GET, path, Bytes::new(), Duration::from_secs(5))
                     .await
                 {
                     Ok(answer) if answer.status == 200 => return Ok(Instant::now()),

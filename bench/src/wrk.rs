@@ -70,6 +70,9 @@ pub(crate) struct Run<'a> {
     pub(crate) threads: u32,
     pub(crate) duration: Duration,
     pub(crate) auth: Option<&'a str>,
+    /// Send `Connection: close`: every request on a new connection (wrk reconnects), for a
+    /// connection rate.
+    pub(crate) close: bool,
 }
 
 pub(crate) async fn run(r: Run<'_>) -> anyhow::Result<WrkResult> {
@@ -84,6 +87,9 @@ pub(crate) async fn run(r: Run<'_>) -> anyhow::Result<WrkResult> {
         .arg(r.script);
     if let Some(auth) = r.auth {
         cmd.arg("-H").arg(format!("Authorization: {auth}"));
+    }
+    if r.close {
+        cmd.arg("-H").arg("Connection: close");
     }
     cmd.arg(&r.url)
         .stdin(Stdio::null())
