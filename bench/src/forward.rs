@@ -3,7 +3,7 @@
 //!
 //! Contract: a child process (`bench sim`) runs the simulated cluster, so the cluster does not
 //! share this process's runtime with the load generator; its `demo/bulk` pod is the target of
-//! every figure. Each round starts a fresh forwarder per target (`pod/<name> :80`, the form
+//! every figure. Each round starts a fresh forwarder per target (`pod/<name> :<port>`, the form
 //! both tools take, so kgate's balancing over pods does not enter the figures), then runs
 //! each test for every target in turn, so that the targets share the machine's noise. The
 //! figures are medians over the rounds; the ratios are of those medians. The table goes to
@@ -247,8 +247,10 @@ impl World {
                 cmd
             }
         };
+        // A pod's remote port is its container's port: where the app really listens.
+        let remote = format!(":{}", self.direct.port());
         cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .args(["-n", "demo", &format!("pod/{}", self.pod), ":80"])
+            .args(["-n", "demo", &format!("pod/{}", self.pod), &remote])
             .env("KUBECACHEDIR", self.path().join("kubecache"))
             .env_remove("KUBECONFIG");
         let log = self

@@ -76,7 +76,8 @@ pub enum ForwardError {
 pub struct Report {
     /// The pod that carried it (the last one tried).
     pub pod: Option<String>,
-    /// Pods tried before it, with the kubelet's reason.
+    /// Pods still listed as ready that were tried before it, with the kubelet's reason (a
+    /// pod that has left the endpoints is passed over without a word).
     pub retried: Vec<(String, String)>,
     /// The failure the client saw, if any.
     pub error: Option<ForwardError>,
@@ -252,7 +253,11 @@ impl Forwarder {
                 };
                 if retry && self.has_other(&endpoint.pod, &tried).await {
                     tracing::debug!(pod = %endpoint.pod, "port-forward: retrying on another pod: {text}");
-                    report.retried.push((endpoint.pod.clone(), text));
+                    // A pod that has left the endpoints since (deleted, replaced) failing is
+                    // no news; one still listed as ready is, and the user hears of it.
+                    if self.is_listed(&endpoint.pod) {
+                        report.retried.push((endpoint.pod.clone(), text));
+                    }
                     tried.push(endpoint.pod);
                     refused = Some(failure);
                     drop(active);
@@ -305,12 +310,23 @@ impl Forwarder {
                 let _ = lw.shutdown().await;
                 received
             };
-            let received = tokio::select! {
-                received = download => received,
-                () = upload => 0,
+            let (received, text) = {
+                let mut upload = std::pin::pin!(upload);
+                let received = tokio::select! {
+                    received = download => received,
+                    () = &mut upload => 0,
+                };
+                // The client's end still goes on to the pod while the kubelet's word is
+                // awaited: the kubelet closes the error stream once both directions are done,
+                // and a client that closes when the answer ends (HTTP with `Connection:
+                // close`) only then has.
+                let text = tokio::select! {
+                    text = wait_error(error) => text,
+                    () = &mut upload => String::new(),
+                };
+                (received, text)
             };
             report.received += received;
-            let text = wait_error(error).await;
             if !text.is_empty() {
                 report.error = Some(ForwardError::Kubelet {
                     local: local_port,
@@ -365,6 +381,11 @@ impl Forwarder {
         endpoints
             .iter()
             .any(|e| e.pod != pod && !tried.contains(&e.pod))
+    }
+
+    /// Whether `pod` is among the ready pods as last read.
+    fn is_listed(&self, pod: &str) -> bool {
+        self.lock_snapshot().endpoints.iter().any(|e| e.pod == pod)
     }
 
     fn no_pods(&self) -> ForwardError {
