@@ -189,7 +189,7 @@ pub(crate) fn run(
 
 /// The async runtime: `KGATE_THREADS` worker threads (`0` for a single-threaded event loop);
 /// one worker by default (see [`DEFAULT_THREADS`]).
-fn runtime_builder() -> tokio::runtime::Builder {
+pub(crate) fn runtime_builder() -> tokio::runtime::Builder {
     let threads = std::env::var("KGATE_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
