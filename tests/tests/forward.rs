@@ -608,6 +608,20 @@ async fn every_failure_to_start_is_one_line_and_an_exit_code() {
         assert_eq!(stderr.trim().lines().count(), 1, "{rest:?}: {stderr}");
         assert!(!stderr.contains("mallory-token"), "{stderr}");
     }
+    // A kubeconfig that cannot be used is a failure to start (1); a typo is reported as
+    // one (2) whatever the kubeconfig holds.
+    let broken = cluster.dir.path().join("broken-kubeconfig");
+    std::fs::write(&broken, "apiVersion: v1\nkind: Config\nclusters: [oops\n").unwrap();
+    let (got, stderr) = fails(&broken, &["svc/whoami", ":80"]);
+    assert_eq!(got, 1, "{stderr}");
+    assert!(stderr.contains("loading the kubeconfig"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let (got, stderr) = fails(&broken, &["sts/web", ":80"]);
+    assert_eq!(got, 2, "{stderr}");
+    assert!(
+        stderr.contains("use pod/NAME, svc/NAME, deploy/NAME"),
+        "{stderr}"
+    );
     // A port taken on the only address asked for.
     let taken = StdListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

@@ -493,6 +493,9 @@ async fn links_to_the_api_servers_own_host_come_back_to_the_origin() {
     assert_eq!(page.status, 200, "{}", page.text());
     let text = page.text();
     assert!(text.contains("href=\"/grafana/dash\""), "{text}");
-    assert!(text.contains("href=\"http://elsewhere.example/x\""), "{text}");
+    assert!(
+        text.contains("href=\"http://elsewhere.example/x\""),
+        "{text}"
+    );
     assert!(!text.contains(&sim.to_string()), "{text}");
 }

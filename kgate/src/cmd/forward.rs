@@ -109,35 +109,51 @@ struct Plan {
     client: auth::ApiClient,
 }
 
-fn plan(args: &Args) -> anyhow::Result<Plan> {
-    let config =
-        config::ClusterConfig::load(args.cluster.kube()).context("loading the kubeconfig")?;
-    let (workload, short_pair) =
-        gateway::forward::target::parse_workload(&args.target, &config.namespace)?;
-    let mut pairs = args
-        .ports
-        .iter()
-        .map(|p| gateway::forward::target::parse_port_pair(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    match (short_pair, pairs.is_empty()) {
-        (Some(pair), true) => pairs.push(pair),
-        (Some(_), false) => anyhow::bail!(
-            "give the port once: in the target ({}) or as [LOCAL_PORT:]REMOTE_PORT arguments",
-            args.target
-        ),
-        (None, true) => anyhow::bail!(
-            "TYPE/NAME and list of ports are required for port-forward, e.g. kgate forward \
-             svc/web 8080:80 (or kgate forward svc/<namespace>/<name>:<port>)"
-        ),
-        (None, false) => {}
-    }
-    let listen = listen_addresses(&args.address)?;
+/// Why there is no plan: bad arguments (exit 2) or a cluster configuration that cannot be
+/// used (exit 1).
+enum PlanError {
+    Usage(anyhow::Error),
+    Config(anyhow::Error),
+}
+
+fn plan(args: &Args) -> Result<Plan, PlanError> {
+    // The arguments first, so a typo is reported as one whatever the kubeconfig holds; the
+    // namespace is only known once the kubeconfig is read.
+    let usage = |namespace: &str| -> anyhow::Result<(Workload, Vec<PortPair>)> {
+        let (workload, short_pair) =
+            gateway::forward::target::parse_workload(&args.target, namespace)?;
+        let mut pairs = args
+            .ports
+            .iter()
+            .map(|p| gateway::forward::target::parse_port_pair(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        match (short_pair, pairs.is_empty()) {
+            (Some(pair), true) => pairs.push(pair),
+            (Some(_), false) => anyhow::bail!(
+                "give the port once: in the target ({}) or as [LOCAL_PORT:]REMOTE_PORT arguments",
+                args.target
+            ),
+            (None, true) => anyhow::bail!(
+                "TYPE/NAME and list of ports are required for port-forward, e.g. kgate forward \
+                 svc/web 8080:80 (or kgate forward svc/<namespace>/<name>:<port>)"
+            ),
+            (None, false) => {}
+        }
+        Ok((workload, pairs))
+    };
+    usage("default").map_err(PlanError::Usage)?;
+    let listen = listen_addresses(&args.address).map_err(PlanError::Usage)?;
+    let config = config::ClusterConfig::load(args.cluster.kube())
+        .context("loading the kubeconfig")
+        .map_err(PlanError::Config)?;
+    let (workload, pairs) = usage(&config.namespace).map_err(PlanError::Usage)?;
     let options = auth::ClientOptions {
         append_server_path: true,
         ..auth::ClientOptions::default()
     };
-    let client =
-        auth::ApiClient::new(&config, options).context("setting up the API server client")?;
+    let client = auth::ApiClient::new(&config, options)
+        .context("setting up the API server client")
+        .map_err(PlanError::Config)?;
     Ok(Plan {
         workload,
         pairs,
@@ -150,9 +166,13 @@ pub(crate) fn run(args: Args) -> ExitCode {
     crate::logging::init(args.cluster.verbosity());
     let plan = match plan(&args) {
         Ok(plan) => plan,
-        Err(err) => {
+        Err(PlanError::Usage(err)) => {
             eprintln!("error: {}", auth::error_chain(&*err));
             return ExitCode::from(2);
+        }
+        Err(PlanError::Config(err)) => {
+            eprintln!("error: {}", auth::error_chain(&*err));
+            return ExitCode::from(1);
         }
     };
     // The same event loop as `kgate proxy` (`KGATE_THREADS`, one worker by default).
