@@ -333,7 +333,9 @@ async fn connections_are_spread_over_the_ready_pods() {
         let n = per_pod.get(pod).copied().unwrap_or(0);
         assert!(n >= 60, "pod {pod} took {n} of 200: {per_pod:?}");
     }
-    // Sequential connections alternate.
+    // Sequential connections alternate, once the tails of the 200 (each closes after its
+    // answer, and the kubelet's word on it follows) have ended and both pods carry none.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let a = pod_of(&http_get(port, "/").await);
     let b = pod_of(&http_get(port, "/").await);
     assert_ne!(a, b);
