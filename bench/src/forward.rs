@@ -21,36 +21,10 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use crate::client::Endpoint;
-use crate::load::{MIB, download, median, parse_duration, ratio, uptime, version};
+use crate::load::{Args, MIB, download, median, ratio, uptime, version, write_report};
 use crate::procs::{self, Child};
 use crate::setup::{Programs, START_TIMEOUT, first_success};
 use crate::wrk;
-
-/// `bench forward` arguments.
-#[derive(Debug, clap::Args)]
-pub(crate) struct Args {
-    /// Length of each load-generator run.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    duration: Duration,
-    /// Interleaved rounds; figures are their medians.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Where forward.md and forward.json go.
-    #[arg(long, default_value = "bench/out")]
-    out: PathBuf,
-    /// Size of the large download, in MiB.
-    #[arg(long, default_value_t = 1024)]
-    big_mib: u64,
-    /// Targets to measure (comma list of direct, kubectl, kgate).
-    #[arg(long, default_value = "direct,kubectl,kgate", value_delimiter = ',')]
-    targets: Vec<String>,
-    /// The kubectl binary.
-    #[arg(long)]
-    kubectl: Option<PathBuf>,
-    /// The kgate binary (default: `kgate` beside this binary, i.e. target/release/kgate).
-    #[arg(long)]
-    kgate: Option<PathBuf>,
-}
 
 /// `bench sim` arguments: the simulated cluster as a child process.
 #[derive(Debug, clap::Args)]
@@ -410,16 +384,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
     });
     let (markdown, rows, met) = table(&samples, &meta);
     println!("{markdown}");
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let md_path = args.out.join("forward.md");
-    std::fs::write(&md_path, &markdown)
-        .with_context(|| format!("writing {}", md_path.display()))?;
-    let json_path = args.out.join("forward.json");
     let json = serde_json::json!({ "meta": meta, "rows": rows, "runs": wrk_runs });
-    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
-        .with_context(|| format!("writing {}", json_path.display()))?;
-    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
+    write_report(&args.out, "forward", &markdown, &json)?;
     Ok(met)
 }
 

@@ -22,30 +22,30 @@ use crate::setup::{Kind, Programs, Target, World};
 use crate::upstream::PROXY_PREFIX;
 use crate::wrk;
 
-/// `bench load` arguments.
+/// `bench load` and `bench forward` arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Length of each load-generator run.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    duration: Duration,
+    pub(crate) duration: Duration,
     /// Interleaved rounds; figures are their medians.
     #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Where load.md and load.json go.
+    pub(crate) rounds: usize,
+    /// Where the report goes (`load.md` and `load.json`, or `forward.*`).
     #[arg(long, default_value = "bench/out")]
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Size of the large download, in MiB.
     #[arg(long, default_value_t = 1024)]
-    big_mib: u64,
+    pub(crate) big_mib: u64,
     /// Targets to measure (comma list of direct, kubectl, kgate).
     #[arg(long, default_value = "direct,kubectl,kgate", value_delimiter = ',')]
-    targets: Vec<String>,
+    pub(crate) targets: Vec<String>,
     /// The kubectl binary.
     #[arg(long)]
-    kubectl: Option<PathBuf>,
+    pub(crate) kubectl: Option<PathBuf>,
     /// The kgate binary (default: `kgate` beside this binary, i.e. target/release/kgate).
     #[arg(long)]
-    kgate: Option<PathBuf>,
+    pub(crate) kgate: Option<PathBuf>,
 }
 
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -388,17 +388,26 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
     );
     let markdown = report.markdown();
     println!("{markdown}");
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let md_path = args.out.join("load.md");
-    std::fs::write(&md_path, &markdown)
-        .with_context(|| format!("writing {}", md_path.display()))?;
-    let json_path = args.out.join("load.json");
     let json = serde_json::json!({ "report": report, "runs": wrk_runs });
-    std::fs::write(&json_path, serde_json::to_string_pretty(&json)?)
+    write_report(&args.out, "load", &markdown, &json)?;
+    Ok(report.all_met())
+}
+
+/// Writes `<name>.md` and `<name>.json` into `out`.
+pub(crate) fn write_report(
+    out: &std::path::Path,
+    name: &str,
+    markdown: &str,
+    json: &serde_json::Value,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let md_path = out.join(format!("{name}.md"));
+    std::fs::write(&md_path, markdown).with_context(|| format!("writing {}", md_path.display()))?;
+    let json_path = out.join(format!("{name}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(json)?)
         .with_context(|| format!("writing {}", json_path.display()))?;
     eprintln!("wrote {} and {}", md_path.display(), json_path.display());
-    Ok(report.all_met())
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {

@@ -33,7 +33,7 @@ enum Command {
     /// Measure DESIGN's performance table: direct, kubectl proxy and kgate, interleaved.
     Load(load::Args),
     /// `kgate forward` beside `kubectl port-forward` and direct access to one pod.
-    Forward(forward::Args),
+    Forward(load::Args),
     /// The simulated cluster (started by `forward`).
     #[command(hide = true)]
     Sim(forward::SimArgs),
