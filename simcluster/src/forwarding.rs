@@ -49,7 +49,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::body::{Resp, empty, respond};
 use crate::requestinfo::RequestInfo;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::status::Status;
 
 /// How long the kubelet waits for both streams of a pair (its `streamCreationTimeout`).

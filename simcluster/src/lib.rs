@@ -62,6 +62,7 @@ mod rewrite;
 mod sample;
 mod selector;
 mod server;
+mod shared;
 mod status;
 mod upstream;
 mod watchws;
@@ -139,7 +140,7 @@ pub struct SimClusterBuilder {
     forbid_portforward: BTreeSet<String>,
     mappings: Vec<ServiceMapping>,
     sample_apps: bool,
-    portforward: server::PortForwardForms,
+    portforward: shared::PortForwardForms,
 }
 
 impl std::fmt::Debug for SimClusterBuilder {
@@ -303,7 +304,7 @@ impl SimClusterBuilder {
             apply_mapping(&mut state, mapping).await?;
         }
         let endpoint_tls = upstream::insecure_client_config()?;
-        let shared = Arc::new(server::Shared {
+        let shared = Arc::new(shared::Shared {
             cluster: RwLock::new(state),
             authn,
             addr,
@@ -426,7 +427,7 @@ async fn apply_mapping(state: &mut cluster::ClusterState, m: &ServiceMapping) ->
 pub struct SimCluster {
     addr: SocketAddr,
     pki: Arc<pki::Pki>,
-    shared: Arc<server::Shared>,
+    shared: Arc<shared::Shared>,
     apps: Arc<apps::AppState>,
     admin_token: SecretString,
     cert_users: BTreeSet<String>,
@@ -457,7 +458,7 @@ impl SimCluster {
             forbid_portforward: BTreeSet::new(),
             mappings: Vec::new(),
             sample_apps: true,
-            portforward: server::PortForwardForms {
+            portforward: shared::PortForwardForms {
                 tunnel: true,
                 spdy: true,
             },

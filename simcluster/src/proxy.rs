@@ -29,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::body::{BoxError, Resp, empty, full};
 use crate::requestinfo::RequestInfo;
 use crate::rewrite::{GoUrl, Rewritten, UrlRewriter, go_escape_path, go_join, rewrite_body};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::status::Status;
 
 /// `ConnectMethods()` of the three proxy subresources.
