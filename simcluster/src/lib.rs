@@ -141,6 +141,7 @@ pub struct SimClusterBuilder {
     mappings: Vec<ServiceMapping>,
     sample_apps: bool,
     portforward: shared::PortForwardForms,
+    reach: shared::PodNetwork,
 }
 
 impl std::fmt::Debug for SimClusterBuilder {
@@ -161,6 +162,7 @@ impl std::fmt::Debug for SimClusterBuilder {
             .field("mappings", &self.mappings)
             .field("sample_apps", &self.sample_apps)
             .field("portforward", &self.portforward)
+            .field("reach", &self.reach)
             .finish()
     }
 }
@@ -219,6 +221,31 @@ impl SimClusterBuilder {
     /// `400 Upgrade request required`.
     pub fn portforward_spdy(mut self, on: bool) -> Self {
         self.portforward.spdy = on;
+        self
+    }
+
+    /// Whether the API server can reach pods for the proxy verb (default `true`). `false` is
+    /// a control plane outside the pod network: every service and pod proxy request fails
+    /// after [`SimClusterBuilder::unreachable_delay`] with `503` `error trying to reach
+    /// service: dial tcp <pod>: i/o timeout` (`error dialing backend: ...` for an upgrade),
+    /// as apimachinery's proxy transport words a dial timeout; `pods/portforward` still works.
+    pub fn reachable_pods(mut self, on: bool) -> Self {
+        self.reach.none = !on;
+        self
+    }
+
+    /// The pods of the service `namespace/name` alone cannot be reached (as
+    /// [`SimClusterBuilder::reachable_pods`] for one service: a port the firewall rule
+    /// does not open).
+    pub fn unreachable_service(mut self, namespace: &str, name: &str) -> Self {
+        self.reach.services.insert(format!("{namespace}/{name}"));
+        self
+    }
+
+    /// How long a dial to an unreachable pod takes to fail (default 1 s; a real API server
+    /// waits for Go's 30 s dial timeout).
+    pub fn unreachable_delay(mut self, delay: std::time::Duration) -> Self {
+        self.reach.delay = delay;
         self
     }
 
@@ -315,6 +342,7 @@ impl SimClusterBuilder {
             forwards: Default::default(),
             stopping: Default::default(),
             portforward: self.portforward,
+            reach: self.reach,
         });
         tasks.spawn(server::run(listener, tls, shared.clone()));
         Ok(SimCluster {
@@ -461,6 +489,10 @@ impl SimCluster {
             portforward: shared::PortForwardForms {
                 tunnel: true,
                 spdy: true,
+            },
+            reach: shared::PodNetwork {
+                delay: std::time::Duration::from_secs(1),
+                ..shared::PodNetwork::default()
             },
         }
     }

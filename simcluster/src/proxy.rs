@@ -233,6 +233,9 @@ pub(crate) async fn serve(
         Ok(l) => l,
         Err(status) => return status.into_response(),
     };
+    if let Some(refusal) = unreachable(&shared, &info, &location, req.headers()).await {
+        return refusal;
+    }
     // `ProxyREST.Connect`: location.Path = JoinPreservingTrailingSlash(location.Path, opts.Path).
     let loc_path = join_preserving_trailing_slash(&subpath(&info));
     let client_host = request_host(&req);
@@ -308,6 +311,39 @@ fn request_host(req: &Request<Incoming>) -> String {
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
         .unwrap_or_default()
+}
+
+/// The answer for a pod the API server cannot reach (see `PodNetwork`), after the time the
+/// dial takes to fail: `transport.go`'s `NewServiceUnavailable("error trying to reach
+/// service: ...")`, or for an upgrade `upgradeaware.go`'s `error dialing backend: ...`, with
+/// Go's dialer's words for a timeout.
+async fn unreachable(
+    shared: &Shared,
+    info: &RequestInfo,
+    location: &Location,
+    headers: &http::HeaderMap,
+) -> Option<Resp> {
+    let service = match info.resource.as_str() {
+        "services" => urlgrammar::split_scheme_name_port(&info.name)?
+            .name
+            .to_owned(),
+        "pods" => {
+            let state = shared.cluster.read().ok()?;
+            let (svc, _) = state.pod(&info.namespace, &info.name)?;
+            svc.name.clone()
+        }
+        _ => return None,
+    };
+    if !shared.reach.blocks(&info.namespace, &service) {
+        return None;
+    }
+    tokio::time::sleep(shared.reach.delay).await;
+    let err = format!("dial tcp {}: i/o timeout", location.addr);
+    Some(if wire::headers::is_upgrade(headers) {
+        Status::unknown(500, format!("error dialing backend: {err}")).into_response()
+    } else {
+        unavailable(err)
+    })
 }
 
 fn unavailable(err: impl std::fmt::Display) -> Resp {

@@ -32,6 +32,29 @@ pub(crate) struct Shared {
     pub(crate) stopping: tokio_util::sync::CancellationToken,
     /// Which forms of `pods/portforward` reach the API server.
     pub(crate) portforward: PortForwardForms,
+    /// Which pods the API server cannot dial for the proxy verb.
+    pub(crate) reach: PodNetwork,
+}
+
+/// A pod network the control plane cannot reach, in whole or for some services (a private
+/// GKE cluster without the firewall rule, EKS with an overlay CNI): the proxy verb's dial to
+/// such a pod times out after `delay`, while `pods/portforward`, which goes through the
+/// kubelet, still works. See the builder's `unreachable_*`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PodNetwork {
+    /// No pod is reachable.
+    pub(crate) none: bool,
+    /// The pods of these services (`namespace/name`) are not.
+    pub(crate) services: std::collections::BTreeSet<String>,
+    /// How long a dial takes to fail (Go's dialer: 30 s; shorter here so tests stay fast).
+    pub(crate) delay: std::time::Duration,
+}
+
+impl PodNetwork {
+    /// Whether a pod of the service `namespace/service` cannot be dialled.
+    pub(crate) fn blocks(&self, namespace: &str, service: &str) -> bool {
+        self.none || self.services.contains(&format!("{namespace}/{service}"))
+    }
 }
 
 /// Which forms of `pods/portforward` are served (see the builder's `portforward_*`).

@@ -237,3 +237,108 @@ async fn a_port_the_pod_does_not_listen_on_is_the_kubelets_error_not_a_silent_cl
     assert!(stderr.contains("pods \"nope\" not found"), "{stderr}");
     cluster.shutdown().await;
 }
+
+/// A control plane outside the pod network (issue 14): the proxy verb to a service or a pod
+/// times out as apimachinery's transport words it (`503`, `error trying to reach service:
+/// dial tcp <pod>: i/o timeout`; an upgrade `error dialing backend: ...`), after the dial's
+/// time; for one service only where only its pods are cut off; and `pods/portforward`, which
+/// goes through the kubelet, still carries the same pod's bytes.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_pod_network_fails_the_proxy_verb_but_not_port_forward() {
+    let delay = Duration::from_millis(300);
+    let (cluster, client) = common::start_with(
+        simcluster::SimCluster::builder()
+            .reachable_pods(false)
+            .unreachable_delay(delay),
+    )
+    .await;
+    let whoami = cluster.endpoint_addr("demo", "whoami", "http").unwrap();
+    let pod = cluster.pods_of("demo", "whoami")[0].clone();
+    for path in [
+        "/api/v1/namespaces/demo/services/whoami:http/proxy/".to_owned(),
+        format!("/api/v1/namespaces/demo/pods/{pod}/proxy/"),
+    ] {
+        let started = std::time::Instant::now();
+        let r = common::get(&client, &cluster, &path).await;
+        assert!(
+            started.elapsed() >= delay,
+            "{path}: answered at once: {} {}",
+            r.status,
+            r.text()
+        );
+        assert_eq!(r.status, 503, "{path}: {}", r.text());
+        let status = r.json();
+        assert_eq!(status["kind"], "Status", "{status}");
+        assert_eq!(status["reason"], "ServiceUnavailable", "{status}");
+        assert_eq!(status["code"], 503, "{status}");
+        // The service's endpoints are taken in turn; the pod is the service's first.
+        let message = status["message"].as_str().unwrap_or_default();
+        let dialled = message
+            .strip_prefix("error trying to reach service: dial tcp ")
+            .and_then(|rest| rest.strip_suffix(": i/o timeout"))
+            .unwrap_or_else(|| panic!("{path}: {message}"));
+        if path.contains("/pods/") {
+            assert_eq!(dialled, whoami.to_string(), "{path}");
+        }
+    }
+    // An upgrade, on a raw TLS connection (a pooled client would drop its `Upgrade`).
+    let mut tls = common::raw_tls(&cluster).await;
+    let head = format!(
+        "GET /api/v1/namespaces/demo/services/whoami:http/proxy/ws HTTP/1.1\r\nHost: {}\r\n\
+         Authorization: Bearer {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        cluster.addr(),
+        cluster.admin_token()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    let mut buf = vec![0u8; 4096];
+    // Head and body may come in separate records: read until the Status has ended.
+    while !answer.ends_with('}') && !answer.ends_with("}\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+    assert!(
+        answer.contains("error dialing backend: dial tcp ") && answer.contains(": i/o timeout"),
+        "{answer}"
+    );
+    if !kubectl_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("kubeconfig");
+        cluster.write_kubeconfig(&kc).unwrap();
+        let (fwd, _) = Forward::start(&kc, &["-n", "demo", "svc/whoami", ":80"], true).await;
+        let answer = http_get(fwd.port, "/").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        fwd.stop().await;
+    }
+    cluster.shutdown().await;
+
+    // One service cut off: the others answer.
+    let (cluster, client) = common::start_with(
+        simcluster::SimCluster::builder()
+            .unreachable_service("demo", "whoami")
+            .unreachable_delay(Duration::from_millis(10)),
+    )
+    .await;
+    let cut = common::get(
+        &client,
+        &cluster,
+        "/api/v1/namespaces/demo/services/whoami:http/proxy/",
+    )
+    .await;
+    assert_eq!(cut.status, 503, "{}", cut.text());
+    let fine = common::get(
+        &client,
+        &cluster,
+        "/api/v1/namespaces/demo/services/echo:http/proxy/",
+    )
+    .await;
+    assert_eq!(fine.status, 200, "{}", fine.text());
+    cluster.shutdown().await;
+}

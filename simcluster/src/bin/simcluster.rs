@@ -24,6 +24,17 @@ struct Args {
     /// Start without the sample apps.
     #[arg(long)]
     no_sample_apps: bool,
+    /// The API server cannot reach any pod for the proxy verb (a control plane outside the
+    /// pod network); pods/portforward still works.
+    #[arg(long)]
+    unreachable_pods: bool,
+    /// The pods of this service alone cannot be reached: <ns>/<name>. Repeatable.
+    #[arg(long = "unreachable-service", value_name = "NS/NAME")]
+    unreachable_services: Vec<String>,
+    /// How long a dial to an unreachable pod takes to fail, in milliseconds (a real API
+    /// server: 30000).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    unreachable_delay_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +70,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .sample_apps(!args.no_sample_apps);
     for spec in &args.services {
         builder = builder.service(ServiceMapping::parse(spec)?);
+    }
+    builder = builder
+        .reachable_pods(!args.unreachable_pods)
+        .unreachable_delay(std::time::Duration::from_millis(args.unreachable_delay_ms));
+    for spec in &args.unreachable_services {
+        let Some((namespace, name)) = spec
+            .split_once('/')
+            .filter(|(n, s)| !n.is_empty() && !s.is_empty() && !s.contains('/'))
+        else {
+            anyhow::bail!("--unreachable-service {spec:?}: give it as <namespace>/<name>");
+        };
+        builder = builder.unreachable_service(namespace, name);
     }
     let cluster = builder.start().await?;
     let (path, temporary) = match args.kubeconfig_out {

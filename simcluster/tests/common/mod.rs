@@ -91,21 +91,27 @@ pub(crate) fn client(cluster: &SimCluster) -> HttpsClient {
 }
 
 pub(crate) async fn start() -> (SimCluster, HttpsClient) {
+    start_with(
+        SimCluster::builder()
+            .token("alice", "alice-token")
+            .basic("bob", "bob-password")
+            .client_cert_user("carol")
+            .forbid_proxy("mallory")
+            .token("mallory", "mallory-token"),
+    )
+    .await
+}
+
+/// A cluster from `builder`, and a client that trusts it.
+pub(crate) async fn start_with(
+    builder: simcluster::SimClusterBuilder,
+) -> (SimCluster, HttpsClient) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cluster = SimCluster::builder()
-        .token("alice", "alice-token")
-        .basic("bob", "bob-password")
-        .client_cert_user("carol")
-        .forbid_proxy("mallory")
-        .token("mallory", "mallory-token")
-        .start()
-        .await
-        .unwrap();
+    let cluster = builder.start().await.unwrap();
     let client = client(&cluster);
     (cluster, client)
 }
 
-/// Sends a request; `token` None sends no credential.
 pub(crate) async fn send(
     client: &HttpsClient,
     cluster: &SimCluster,
