@@ -10,7 +10,6 @@
 //! stdout, and as `forward.md` and `forward.json` to `--out`. Exit code 2 when kgate misses a
 //! target of issue 13 (≥ 2× kubectl's throughput and ≥ 2× its connection rate).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,7 +20,7 @@ use anyhow::{Context as _, bail};
 use serde::Serialize;
 
 use crate::client::Endpoint;
-use crate::load::{Args, MIB, download, median, ratio, uptime, version, write_report};
+use crate::load::{Args, MIB, Samples, Summed, download, ratio, uptime, version, write_report};
 use crate::procs::{self, Child};
 use crate::setup::{Programs, START_TIMEOUT, first_success};
 use crate::wrk;
@@ -257,21 +256,9 @@ impl World {
     }
 }
 
-/// Every sample, by figure and target.
-#[derive(Default)]
-struct Samples(BTreeMap<(Figure, Kind), Vec<f64>>);
-
-impl Samples {
-    fn add(&mut self, figure: Figure, kind: Kind, value: f64) {
-        self.0.entry((figure, kind)).or_default().push(value);
-    }
-
-    fn get(&self, figure: Figure, kind: Kind) -> Option<f64> {
-        let values = self.0.get(&(figure, kind))?;
-        if figure == Figure::Errors {
-            return Some(values.iter().sum());
-        }
-        median(values)
+impl Summed for Figure {
+    fn is_sum(self) -> bool {
+        self == Figure::Errors
     }
 }
 
@@ -290,7 +277,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
     let uptime_before = uptime();
     let mut world = World::start()?;
     let script = wrk::write_script(world.path())?;
-    let mut samples = Samples::default();
+    let mut samples: Samples<Figure, Kind> = Samples::default();
     let mut wrk_runs: Vec<serde_json::Value> = Vec::new();
     let rounds = args.rounds.clamp(1, 50);
     let warmup = Duration::from_secs(1).min(args.duration);
@@ -404,7 +391,7 @@ struct Row {
 }
 
 /// The Markdown table, its rows, and whether every target is met.
-fn table(samples: &Samples, meta: &serde_json::Value) -> (String, Vec<Row>, bool) {
+fn table(samples: &Samples<Figure, Kind>, meta: &serde_json::Value) -> (String, Vec<Row>, bool) {
     let mut md = String::new();
     let _ = writeln!(md, "## kgate forward beside kubectl port-forward\n");
     let _ = writeln!(

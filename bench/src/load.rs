@@ -169,16 +169,33 @@ impl Figure {
     }
 }
 
-/// Every sample, by figure and target.
-#[derive(Default)]
-struct Samples(BTreeMap<(Figure, Kind), Vec<f64>>);
+/// A figure of a table: whether its samples add up (errors) rather than give a median.
+pub(crate) trait Summed: Copy + Ord {
+    fn is_sum(self) -> bool;
+}
 
-impl Samples {
-    fn add(&mut self, figure: Figure, kind: Kind, value: f64) {
+impl Summed for Figure {
+    fn is_sum(self) -> bool {
+        Figure::is_sum(self)
+    }
+}
+
+/// Every sample, by figure and target (`K`, who was measured).
+pub(crate) struct Samples<F, K>(BTreeMap<(F, K), Vec<f64>>);
+
+impl<F, K> Default for Samples<F, K> {
+    fn default() -> Self {
+        Self(BTreeMap::new())
+    }
+}
+
+impl<F: Summed, K: Copy + Ord> Samples<F, K> {
+    pub(crate) fn add(&mut self, figure: F, kind: K, value: f64) {
         self.0.entry((figure, kind)).or_default().push(value);
     }
 
-    fn get(&self, figure: Figure, kind: Kind) -> Option<f64> {
+    /// The median of the samples, or their sum for a summed figure.
+    pub(crate) fn get(&self, figure: F, kind: K) -> Option<f64> {
         let values = self.0.get(&(figure, kind))?;
         if figure.is_sum() {
             return Some(values.iter().sum());
@@ -220,7 +237,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<bool> {
 
     let mut world = World::start()?;
     let script = wrk::write_script(world.path())?;
-    let mut samples = Samples::default();
+    let mut samples: Samples<Figure, Kind> = Samples::default();
     let mut wrk_runs: Vec<serde_json::Value> = Vec::new();
     let rounds = args.rounds.clamp(1, 50);
     let warmup = Duration::from_secs(1).min(args.duration);
@@ -540,7 +557,7 @@ pub(crate) fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 impl Report {
-    fn build(samples: &Samples, kinds: &[Kind], meta: ReportMeta) -> Self {
+    fn build(samples: &Samples<Figure, Kind>, kinds: &[Kind], meta: ReportMeta) -> Self {
         let rows = Figure::ALL
             .iter()
             .filter_map(|&figure| {
