@@ -9,6 +9,7 @@
 //! `v4.base64.channel.k8s.io` frames text messages whose channel is an ASCII digit and whose
 //! payload is base64. There is no close signal per channel: the WebSocket's close ends all.
 
+use crate::broken;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -177,10 +178,6 @@ impl<S> ClientStream<S> {
     }
 }
 
-fn broken(err: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, err.to_string())
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -188,10 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         loop {
-            if !self.pending.is_empty() {
-                let n = self.pending.len().min(buf.remaining());
-                let chunk = self.pending.split_to(n);
-                buf.put_slice(&chunk);
+            if crate::drain(&mut self.pending, buf) {
                 return Poll::Ready(Ok(()));
             }
             if self.done {

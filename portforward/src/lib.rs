@@ -20,3 +20,19 @@ pub mod channel;
 pub mod protocol;
 pub mod spdy;
 pub mod tunnel;
+
+/// An I/O error for a transport that broke (`BrokenPipe`, with what broke it).
+pub(crate) fn broken(err: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::BrokenPipe, err.to_string())
+}
+
+/// Moves what fits of `pending` (bytes already received) into `buf`; `false` when nothing
+/// was pending. The first step of every stream's `poll_read` here.
+pub(crate) fn drain(pending: &mut bytes::Bytes, buf: &mut tokio::io::ReadBuf<'_>) -> bool {
+    if pending.is_empty() {
+        return false;
+    }
+    let n = pending.len().min(buf.remaining());
+    buf.put_slice(&pending.split_to(n));
+    true
+}

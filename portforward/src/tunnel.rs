@@ -7,6 +7,7 @@
 //! `AsyncRead + AsyncWrite` on those terms, for [`crate::spdy::Session`] to run on; its
 //! `shutdown` sends the normal close.
 
+use crate::broken;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -45,10 +46,6 @@ impl<S> ByteStream<S> {
     }
 }
 
-fn broken(err: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, err.to_string())
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ByteStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -56,10 +53,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ByteStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         loop {
-            if !self.pending.is_empty() {
-                let n = self.pending.len().min(buf.remaining());
-                let chunk = self.pending.split_to(n);
-                buf.put_slice(&chunk);
+            if crate::drain(&mut self.pending, buf) {
                 return Poll::Ready(Ok(()));
             }
             if self.closed {

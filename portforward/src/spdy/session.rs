@@ -454,10 +454,7 @@ impl AsyncRead for Stream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         loop {
-            if !self.pending.is_empty() {
-                let n = self.pending.len().min(buf.remaining());
-                let chunk = self.pending.split_to(n);
-                buf.put_slice(&chunk);
+            if crate::drain(&mut self.pending, buf) {
                 return Poll::Ready(Ok(()));
             }
             if self.read_done {
